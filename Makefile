@@ -1,0 +1,36 @@
+# Two commands do all the set-up: `make demo` and `make test` (each creates .venv on first use).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; on a CUDA workstation use e.g. `make TORCH=torch test` (or preinstall your own).
+TORCH ?= torch==2.13.0
+# GUI runs need a display: use xvfb-run when there is none and it is installed.
+XRUN := $(if $(DISPLAY),,$(shell command -v xvfb-run >/dev/null 2>&1 && echo xvfb-run -a -s "-screen 0 1600x1000x24"))
+
+.PHONY: install test demo lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install -e ".[all,test]"
+	touch $@
+
+install: $(BIN)/.installed
+
+test: install
+	$(XRUN) $(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check napari_unet tests benchmarks sample_data
+	$(BIN)/ruff format --check napari_unet tests benchmarks sample_data
+
+# With a display: napari opens on the result; without one: the same pipeline headless.
+demo: install
+	$(BIN)/napari-unet demo $(if $(DISPLAY),--view,)
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

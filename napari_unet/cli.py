@@ -1,0 +1,231 @@
+"""``napari-unet`` command line: train, predict, demo. Bad input exits 2 with one line, no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .core.errors import UserInputError
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-unet", description="Train a U-Net from a few painted strokes and segment images with it."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model on the painted pixels of a labels image")
+    train.add_argument("--image", required=True, help="image file (.tif, .png, .npy, .zarr)")
+    train.add_argument(
+        "--labels", required=True, help="strokes, same shape: 0 = unpainted, 1 = background, 2.. = objects"
+    )
+    train.add_argument("--model", required=True, help="model directory to write")
+    train.add_argument("--dim", type=int, choices=[2, 3], help="2D or 3D network (default: the image's)")
+    train.add_argument("--time-budget", type=float, help="stop after this many seconds (default 60 without --steps)")
+    train.add_argument("--steps", type=int, help="stop after this many steps")
+    train.add_argument("--init", help="model directory to fine-tune from")
+    _add_device(train)
+    train.add_argument("--seed", type=int, help="random seed")
+    train.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
+    train.add_argument("--spacing", type=float, nargs="+", help="voxel size per spatial axis, e.g. 2 1 1 for ZYX")
+    train.add_argument("--batch-size", type=int, default=8, help="patches per step (default 8)")
+
+    predict = commands.add_parser("predict", help="segment an image with a trained model")
+    predict.add_argument("--model", required=True, help="model directory")
+    predict.add_argument("--image", required=True, help="image file (.tif, .png, .npy, .zarr)")
+    predict.add_argument("--out", required=True, help="labels output (.tif, .zarr or .npy)")
+    _add_device(predict)
+    predict.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write class probabilities next to --out (<name>_probabilities)",
+    )
+    predict.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
+    predict.add_argument("--tile-size", type=int, help="tile edge in pixels (default 512 in 2D, 128 in 3D)")
+    predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+
+    demo = commands.add_parser("demo", help="train on the bundled sample data, write masks, print metrics")
+    demo.add_argument("--dim", type=int, choices=[2, 3], default=2, help="2D nuclei image or 3D nuclei volume")
+    demo.add_argument("--time-budget", type=float, default=30.0, help="training seconds (default 30)")
+    demo.add_argument("--out", default="demo_output", help="folder for the model and masks (default demo_output)")
+    _add_device(demo)
+    demo.add_argument("--view", action="store_true", help="open the result in napari afterwards")
+    return parser
+
+
+def _progress_bar(total: float, unit: str, description: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        unit=unit,
+        desc=description,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} {unit} [{elapsed}]{postfix}",
+    )
+
+
+def _train_with_progress(image, labels, *, steps, time_budget, **kwargs):
+    """``core.api.train`` with a progress bar, opened at the first step (after input checks)."""
+    from .core.api import train
+
+    by_steps = steps is not None and time_budget is None
+    bars = []
+
+    def update(report) -> None:
+        if not bars:
+            bars.append(_progress_bar(steps if by_steps else time_budget, "steps" if by_steps else "s", "training"))
+        bar = bars[0]
+        bar.n = report.step if by_steps else min(report.elapsed, time_budget)
+        bar.set_postfix_str(f"step {report.step}, loss {report.loss:.3f}, {report.steps_per_second:.1f} steps/s")
+
+    try:
+        return train(image, labels, steps=steps, time_budget=time_budget, callback=update, **kwargs)
+    finally:
+        for bar in bars:
+            bar.close()
+
+
+def _predict_with_progress(model, image, **kwargs):
+    from .core.api import predict
+
+    bar = _progress_bar(1, "tiles", "predicting")
+
+    def update(done: int, total: int) -> None:
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    try:
+        return predict(model, image, progress=update, **kwargs)
+    finally:
+        bar.close()
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .core.io import read_image
+    from .core.model import CONFIG_FILE
+
+    model_path = Path(args.model)
+    if model_path.exists() and not (model_path / CONFIG_FILE).exists():
+        raise UserInputError(f"{model_path} exists and is not a napari-unet model: choose a new --model path")
+    if not model_path.parent.is_dir():
+        raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
+    if args.steps is not None and args.steps < 1:
+        raise UserInputError("--steps must be at least 1")
+    if args.time_budget is not None and args.time_budget <= 0:
+        raise UserInputError("--time-budget must be positive")
+    image = read_image(args.image)
+    labels = read_image(args.labels)
+    time_budget = args.time_budget if args.time_budget is not None else (None if args.steps else 60.0)
+    model = _train_with_progress(
+        image.data,
+        labels.data,
+        steps=args.steps,
+        time_budget=time_budget,
+        dim=args.dim,
+        spacing=args.spacing or image.spacing,
+        channel_axis=args.channel_axis,
+        init=args.init,
+        device=args.device,
+        seed=args.seed,
+        batch_size=args.batch_size,
+    )
+    model.save(model_path)
+    run = model.config.history[-1]
+    summary = f"trained {run['steps']} steps in {run['seconds']:.1f} s on {run['device']}"
+    print(f"{summary} (loss {run['final_loss']:.3f}) → {model_path}")
+
+
+def _probabilities_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_probabilities{out.suffix}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from .core.io import check_output_path, read_image, write_array
+    from .core.model import Model
+
+    out = check_output_path(args.out)
+    model = Model.load(args.model)
+    image = read_image(args.image)
+    started = time.perf_counter()
+    prediction = _predict_with_progress(
+        model,
+        image.data,
+        channel_axis=args.channel_axis,
+        probabilities=args.probabilities,
+        device=args.device,
+        tile_size=args.tile_size,
+        overlap=args.overlap,
+    )
+    if prediction.probabilities is not None:
+        write_array(_probabilities_path(out), prediction.probabilities, image.spacing)
+    write_array(out, prediction.labels, image.spacing)
+    print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from .core.io import write_array
+    from .core.metrics import connected_instances, foreground_iou, instance_f1
+    from .sample_data import nuclei_sample
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sample = nuclei_sample(args.dim)
+    print(f"sample: {args.dim}D nuclei {sample.image.shape}, {int((sample.strokes > 0).sum())} painted pixels")
+    model = _train_with_progress(
+        sample.image,
+        sample.strokes,
+        steps=None,
+        time_budget=args.time_budget,
+        spacing=sample.spacing,
+        device=args.device,
+        seed=0,
+    )
+    model.save(out / "model")
+    prediction = _predict_with_progress(model, sample.image, device=args.device)
+    foreground = prediction.labels == 2
+    metrics = {
+        "foreground_iou": round(foreground_iou(foreground, sample.instances > 0), 4),
+        "instance_f1": round(instance_f1(connected_instances(foreground), sample.instances), 4),
+        "steps": model.config.history[-1]["steps"],
+        "seconds": model.config.history[-1]["seconds"],
+    }
+    for name, array in (("image", sample.image), ("strokes", sample.strokes), ("prediction", prediction.labels)):
+        write_array(out / f"{name}.tif", array, sample.spacing)
+    print(json.dumps(metrics))
+    print(f"model, image, strokes and prediction written to {out}/")
+    if args.view:
+        import napari
+
+        viewer = napari.Viewer()
+        viewer.add_image(sample.image, name="nuclei", scale=sample.spacing)
+        viewer.add_labels(prediction.labels, name="nuclei prediction", scale=sample.spacing, opacity=0.4)
+        viewer.add_labels(sample.strokes, name="nuclei strokes", scale=sample.spacing)
+        napari.run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``napari-unet`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    commands = {"train": _train, "predict": _predict, "demo": _demo}
+    try:
+        commands[args.command](args)
+    except UserInputError as error:
+        print(f"napari-unet: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("napari-unet: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt-free engine of napari-unet: model, sparse-label training, tiled prediction, I/O."""

@@ -1,0 +1,43 @@
+"""Write-then-swap, so an existing file or directory is replaced only by a complete result."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+_TMP_MARK = ".napari-unet-tmp-"
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling path to write into; on success it replaces ``target``.
+
+    On any exception the temporary is removed and ``target`` is untouched. Directories are
+    swapped with two renames (POSIX cannot replace a non-empty directory in one).
+    """
+    target = Path(target)
+    tmp = target.with_name(f"{_TMP_MARK}{uuid.uuid4().hex[:8]}-{target.name}")
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if tmp.is_dir() and target.exists():
+        old = target.with_name(f"{_TMP_MARK}old-{uuid.uuid4().hex[:8]}-{target.name}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        _remove(old)
+    else:
+        os.replace(tmp, target)

@@ -1,0 +1,122 @@
+"""Plain dataclasses describing a network and a training run, with to/from dict for JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture of a :class:`~napari_unet.core.model.UNet`.
+
+    ``pool_strides[i]`` is the downsampling factor per spatial axis after encoder level ``i``
+    (``len(pool_strides) == depth - 1``); 1 means "do not pool this axis" (anisotropic voxels).
+    """
+
+    dim: int
+    in_channels: int
+    num_classes: int
+    base_channels: int = 16
+    depth: int = 4
+    norm: str = "batch"
+    pool_strides: list[list[int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim}")
+        if not self.pool_strides:
+            self.pool_strides = [[2] * self.dim for _ in range(self.depth - 1)]
+        self.pool_strides = [list(map(int, s)) for s in self.pool_strides]
+        if len(self.pool_strides) != self.depth - 1 or any(len(s) != self.dim for s in self.pool_strides):
+            raise ValueError("pool_strides must hold depth - 1 entries of length dim")
+
+    @property
+    def size_multiple(self) -> tuple[int, ...]:
+        """Per-axis factor every input size is padded to (product of the pooling strides)."""
+        multiple = [1] * self.dim
+        for strides in self.pool_strides:
+            multiple = [m * s for m, s in zip(multiple, strides)]
+        return tuple(multiple)
+
+
+@dataclass
+class NormalizationConfig:
+    """Robust per-channel intensity scaling: ``(x - p_low) / (p_high - p_low)`` per image.
+
+    ``fitted`` keeps the percentile values of the training image, for the record and for
+    images too flat to give their own (constant images).
+    """
+
+    low_percentile: float = 1.0
+    high_percentile: float = 99.8
+    fitted: list[list[float]] = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run; ``steps`` and ``time_budget`` (seconds) both stop it.
+
+    ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0 turns it
+    off).
+    """
+
+    steps: int | None = None
+    time_budget: float | None = 60.0
+    batch_size: int = 8
+    patch_size: list[int] | None = None
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    augment: bool = True
+    elastic_probability: float = 0.25
+    smoothness_weight: float = 3.0
+    smoothness_sigma: float = 0.05
+    seed: int | None = None
+    device: str = "auto"
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as a JSON-ready dict."""
+    return dataclasses.asdict(obj)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Build ``cls`` from ``data``, refusing unknown keys (a config from a newer version)."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}")
+    return cls(**data)
+
+
+@dataclass
+class ModelConfig:
+    """Everything ``config.json`` of a saved model holds besides the weights."""
+
+    network: NetworkConfig
+    normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
+    class_names: list[str] = field(default_factory=list)
+    spacing: list[float] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "napari-unet-model", "version": FORMAT_VERSION, **to_dict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        data = dict(data)
+        if data.pop("format", None) != "napari-unet-model":
+            raise ValueError("config.json is not a napari-unet model config")
+        version = data.pop("version", None)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ValueError(
+                f"model format version {version!r} is newer than this napari-unet reads ({FORMAT_VERSION})"
+            )
+        return cls(
+            network=from_dict(NetworkConfig, data.pop("network")),
+            normalization=from_dict(NormalizationConfig, data.pop("normalization")),
+            **data,
+        )

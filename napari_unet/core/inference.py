@@ -1,0 +1,114 @@
+"""Tiled prediction with Gaussian blending, for any image size, 2D plane by plane or 3D."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .devices import resolve_device
+from .model import Model
+from .tiling import gaussian_weights, tile_boxes
+from .validation import as_channels_first, check_spatial_ndim
+
+DEFAULT_TILE = {2: 512, 3: 128}
+
+
+@dataclass
+class Prediction:
+    """``labels``: spatial, uint8 in annotation values (1 = background, 2.. = classes);
+    ``probabilities``: ``(K, *spatial)`` float32 or None."""
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+def window_shape(model: Model, spatial: Sequence[int], tile_size: int | Sequence[int] | None) -> tuple[int, ...]:
+    """Tile shape over the image's spatial axes; a 2D model on ZYX gets one plane per tile."""
+    if tile_size is None:
+        tile_size = DEFAULT_TILE[model.dim]
+    tile = [tile_size] * model.dim if isinstance(tile_size, int) else list(tile_size)
+    if len(spatial) > model.dim:
+        tile = [1] * (len(spatial) - model.dim) + tile
+    return tuple(min(t, s) for t, s in zip(tile, spatial))
+
+
+@torch.inference_mode()
+def predict_normalized(
+    model: Model,
+    image: np.ndarray,
+    *,
+    tile_size: int | Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image."""
+    device = torch.device(device)
+    network = model.network.to(device).eval()
+    spatial = image.shape[1:]
+    window = window_shape(model, spatial, tile_size)
+    extra = len(spatial) - model.dim
+    multiple = (1,) * extra + model.config.network.size_multiple
+    weights_np = gaussian_weights(window)
+    weights = torch.from_numpy(weights_np).to(device)
+    accumulated = torch.zeros((model.num_classes, *spatial), dtype=torch.float32, device=device)
+    weight_sum = torch.zeros(spatial, dtype=torch.float32, device=device)
+    boxes = list(tile_boxes(spatial, window, overlap, multiple))
+    for first in range(0, len(boxes), batch_size):
+        batch_boxes = boxes[first : first + batch_size]
+        tiles = np.stack([image[(slice(None), *box)] for box in batch_boxes])
+        tiles_t = torch.from_numpy(tiles).to(device)
+        if extra:  # 2D model on a stack: drop the singleton Z of each tile
+            tiles_t = tiles_t.reshape(tiles_t.shape[0], tiles_t.shape[1], *window[extra:])
+        probabilities = torch.softmax(network(tiles_t).float(), dim=1)
+        probabilities = probabilities.reshape(len(batch_boxes), model.num_classes, *window)
+        for box, tile_probabilities in zip(batch_boxes, probabilities):
+            accumulated[(slice(None), *box)] += tile_probabilities * weights
+            weight_sum[box] += weights
+        if progress is not None:
+            progress(min(first + batch_size, len(boxes)), len(boxes))
+    return (accumulated / weight_sum).cpu().numpy()
+
+
+def predict(
+    model: Model,
+    image: np.ndarray,
+    *,
+    channel_axis: int | None = None,
+    tile_size: int | Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    device: str = "auto",
+    probabilities: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Prediction:
+    """Segment a raw image (``channel_axis`` for multichannel) with ``model``.
+
+    A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
+    annotation values (1 = background, 2.. = classes).
+    """
+    from .errors import UserInputError
+
+    channels_first = as_channels_first(image, channel_axis)
+    if channels_first.shape[0] != model.in_channels:
+        raise UserInputError(
+            f"the model takes {model.in_channels} channel(s) but the image has {channels_first.shape[0]} "
+            f"(shape {np.shape(image)}); set --channel-axis to the channel axis"
+        )
+    check_spatial_ndim(channels_first.shape[1:], model.dim)
+    normalized = model.normalize(channels_first)
+    probs = predict_normalized(
+        model,
+        normalized,
+        tile_size=tile_size,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=resolve_device(device),
+        progress=progress,
+    )
+    labels = (probs.argmax(0) + 1).astype(np.uint8)
+    return Prediction(labels, probs if probabilities else None)

@@ -1,0 +1,161 @@
+"""A trained model as one object: network + normalisation + classes, saved as a directory.
+
+On disk: ``config.json`` (:class:`ModelConfig`) and ``weights.pt`` (a state_dict, read with
+``torch.load(weights_only=True)`` so no pickled code ever runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_target
+from .config import ModelConfig, NetworkConfig, NormalizationConfig
+from .errors import UserInputError
+from .network import UNet, pool_strides_for_spacing
+from .normalization import normalize
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+
+
+class Model:
+    """A U-Net with what is needed to apply it to a raw image.
+
+    ``network`` takes ``(B, C, *spatial)`` normalised float32 and returns ``(B, K, *spatial)``
+    logits; output channel ``k`` is annotation value ``k + 1`` (1 = background, 2.. = objects).
+    """
+
+    def __init__(self, network: UNet, config: ModelConfig) -> None:
+        self.network = network
+        self.config = config
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        dim: int,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        spacing: Sequence[float] | None = None,
+        base_channels: int = 16,
+        depth: int = 4,
+        norm: str = "batch",
+    ) -> Model:
+        """A freshly initialised model; ``spacing`` (per spatial axis) plans anisotropic pooling."""
+        spacing = list(spacing) if spacing is not None else [1.0] * dim
+        network_config = NetworkConfig(
+            dim=dim,
+            in_channels=in_channels,
+            num_classes=num_classes,
+            base_channels=base_channels,
+            depth=depth,
+            norm=norm,
+            pool_strides=pool_strides_for_spacing(spacing[-dim:], depth),
+        )
+        class_names = ["background"] + [f"class {k}" for k in range(2, num_classes + 1)]
+        config = ModelConfig(network=network_config, class_names=class_names, spacing=[float(s) for s in spacing])
+        return cls(UNet(network_config), config)
+
+    @property
+    def dim(self) -> int:
+        return self.config.network.dim
+
+    @property
+    def in_channels(self) -> int:
+        return self.config.network.in_channels
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.network.num_classes
+
+    def normalize(self, image: np.ndarray) -> np.ndarray:
+        """``(C, *spatial)`` raw image → float32 normalised as at training."""
+        return normalize(image, self.config.normalization)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the model directory atomically (a crash leaves any previous model intact)."""
+        path = Path(path)
+        if path.exists() and not (path / CONFIG_FILE).exists():
+            raise UserInputError(f"{path} exists and is not a napari-unet model: choose a new model path")
+        with atomic_target(path) as tmp:
+            tmp.mkdir(parents=True)
+            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            torch.save(state, tmp / WEIGHTS_FILE)
+            (tmp / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Model:
+        """Read a model directory; every kind of damage is a one-line :class:`UserInputError`."""
+        path = Path(path)
+        if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
+            raise UserInputError(
+                f"{path} is not a napari-unet model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+                "train one with 'napari-unet train'"
+            )
+        try:
+            config = ModelConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+        except (ValueError, TypeError, KeyError) as error:
+            raise UserInputError(f"{path / CONFIG_FILE} cannot be read: {error}") from None
+        try:
+            state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many types for truncated or foreign files
+            raise UserInputError(
+                f"{path / WEIGHTS_FILE} is not a readable napari-unet checkpoint ({type(error).__name__}); "
+                "re-save or re-train the model"
+            ) from None
+        network = UNet(config.network)
+        if not isinstance(state, dict):
+            raise UserInputError(f"{path / WEIGHTS_FILE} does not hold a state_dict; re-save the model")
+        try:
+            network.load_state_dict(state)
+        except RuntimeError:
+            raise UserInputError(
+                f"{path / WEIGHTS_FILE} does not match the architecture in {CONFIG_FILE}; re-save the model"
+            ) from None
+        return cls(network, config)
+
+    def adapted_to(self, num_classes: int, in_channels: int) -> Model:
+        """This model as a starting point for ``num_classes`` classes (the fine-tuning policy).
+
+        Same class count: this model itself, every weight kept. Another class count: a copy whose
+        final 1×1 layer keeps the weights of the classes both share and starts fresh for new ones.
+        The input channel count must match.
+        """
+        if in_channels != self.in_channels:
+            raise UserInputError(
+                f"the initial model takes {self.in_channels} channel(s) but the image has {in_channels}; "
+                "start from scratch or pick a model trained on the same channels"
+            )
+        if num_classes == self.num_classes:
+            return self
+        network_config = NetworkConfig(**{**vars(self.config.network), "num_classes": num_classes})
+        network = UNet(network_config)
+        state = network.state_dict()
+        shared = min(num_classes, self.num_classes)
+        for key, value in self.network.state_dict().items():
+            if key.startswith("head."):
+                state[key][:shared] = value[:shared]
+            else:
+                state[key] = value
+        network.load_state_dict(state)
+        names = self.config.class_names[:shared] + [f"class {k}" for k in range(shared + 1, num_classes + 1)]
+        config = ModelConfig(
+            network=network_config,
+            normalization=NormalizationConfig(**vars(self.config.normalization)),
+            class_names=names,
+            spacing=self.config.spacing,
+            history=list(self.config.history),
+        )
+        return Model(network, config)
+
+    def grow_to(self, num_classes: int) -> None:
+        """Add output classes in place (strokes of a new class painted while training runs)."""
+        grown = self.adapted_to(num_classes, self.in_channels)
+        self.network, self.config = grown.network, grown.config

@@ -1,0 +1,111 @@
+"""The U-Net: one class for 2D and 3D, skip connections by concatenation, anisotropic pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import NetworkConfig
+
+_NORMS = ("batch", "instance", "group", "none")
+
+
+def pool_strides_for_spacing(spacing: Sequence[float], depth: int) -> list[list[int]]:
+    """Per-level pooling strides from the voxel size, as nnU-Net plans them.
+
+    An axis is pooled at a level only while its (current) voxel size is at most twice the
+    finest one, so a coarse Z axis is left alone until X/Y have caught up.
+    """
+    current = [float(s) for s in spacing]
+    strides = []
+    for _ in range(depth - 1):
+        finest = min(current)
+        level = [2 if s <= 2 * finest else 1 for s in current]
+        current = [s * f for s, f in zip(current, level)]
+        strides.append(level)
+    return strides
+
+
+def _conv(dim: int) -> type[nn.Module]:
+    return nn.Conv2d if dim == 2 else nn.Conv3d
+
+
+def _norm(kind: str, dim: int, channels: int) -> nn.Module:
+    if kind == "batch":
+        return (nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d)(channels)
+    if kind == "instance":
+        return (nn.InstanceNorm2d if dim == 2 else nn.InstanceNorm3d)(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"norm must be one of {_NORMS}, got {kind!r}")
+
+
+class ConvBlock(nn.Sequential):
+    """Two (conv 3 → norm → LeakyReLU) layers."""
+
+    def __init__(self, dim: int, in_channels: int, out_channels: int, norm: str) -> None:
+        conv = _conv(dim)
+        layers: list[nn.Module] = []
+        for c_in in (in_channels, out_channels):
+            layers += [
+                conv(c_in, out_channels, 3, padding=1, bias=norm == "none"),
+                _norm(norm, dim, out_channels),
+                nn.LeakyReLU(0.01, inplace=True),
+            ]
+        super().__init__(*layers)
+
+
+class UNet(nn.Module):
+    """U-Net for ``(B, C_in, *spatial)`` float input, returning ``(B, num_classes, *spatial)`` logits.
+
+    Any spatial size is accepted: the input is padded (edge replicate) up to a multiple of
+    ``config.size_multiple`` and the output cropped back.
+    """
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        dim, norm = config.dim, config.norm
+        widths = [config.base_channels * 2**level for level in range(config.depth)]
+        self.encoders = nn.ModuleList()
+        self.pools = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        max_pool = nn.MaxPool2d if dim == 2 else nn.MaxPool3d
+        up_conv = nn.ConvTranspose2d if dim == 2 else nn.ConvTranspose3d
+        in_channels = config.in_channels
+        for level, width in enumerate(widths):
+            self.encoders.append(ConvBlock(dim, in_channels, width, norm))
+            in_channels = width
+            if level < config.depth - 1:
+                stride = tuple(config.pool_strides[level])
+                self.pools.append(max_pool(stride, stride))
+        for level in reversed(range(config.depth - 1)):
+            stride = tuple(config.pool_strides[level])
+            self.upsamplers.append(up_conv(widths[level + 1], widths[level], stride, stride))
+            self.decoders.append(ConvBlock(dim, 2 * widths[level], widths[level], norm))
+        self.head = _conv(dim)(widths[0], config.num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        spatial = x.shape[2:]
+        padding: list[int] = []
+        for size, multiple in zip(reversed(spatial), reversed(self.config.size_multiple)):
+            padding += [0, -size % multiple]
+        if any(padding):
+            x = F.pad(x, padding, mode="replicate")
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            x = encoder(x)
+            if level < len(self.pools):
+                skips.append(x)
+                x = self.pools[level](x)
+        for upsample, decoder in zip(self.upsamplers, self.decoders):
+            x = decoder(torch.cat([skips.pop(), upsample(x)], dim=1))
+        logits = self.head(x)
+        crop = (slice(None), slice(None), *tuple(slice(0, s) for s in spatial))
+        return logits[crop]

@@ -1,0 +1,45 @@
+"""Robust percentile normalisation of ``(C, *spatial)`` images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import NormalizationConfig
+
+_MAX_SAMPLES = 4_000_000
+
+
+def percentile_ranges(image: np.ndarray, low: float, high: float) -> list[list[float]]:
+    """Per-channel ``[p_low, p_high]`` of ``image`` ``(C, *spatial)``, ignoring NaN/inf.
+
+    Large images are subsampled with a regular stride, which keeps the estimate unbiased.
+    """
+    ranges = []
+    for channel in image:
+        stride = max(1, int(np.ceil((channel.size / _MAX_SAMPLES) ** (1 / channel.ndim))))
+        values = np.asarray(channel[(slice(None, None, stride),) * channel.ndim], dtype=np.float64).ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            ranges.append([0.0, 1.0])
+            continue
+        lo, hi = np.percentile(values, [low, high])
+        ranges.append([float(lo), float(hi)])
+    return ranges
+
+
+def normalize(image: np.ndarray, config: NormalizationConfig) -> np.ndarray:
+    """``(C, *spatial)`` any dtype → float32 scaled so the percentiles map to 0 and 1.
+
+    Percentiles are taken from ``image`` itself; a flat channel falls back to the range
+    fitted at training time. Non-finite pixels become 0.
+    """
+    ranges = percentile_ranges(image, config.low_percentile, config.high_percentile)
+    out = np.empty(image.shape, np.float32)
+    for c, (lo, hi) in enumerate(ranges):
+        if hi - lo <= 1e-12 and c < len(config.fitted):
+            lo, hi = config.fitted[c]
+        scale = 1.0 / max(hi - lo, 1e-12)
+        np.subtract(image[c], lo, out=out[c], casting="unsafe")
+        out[c] *= scale
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return out

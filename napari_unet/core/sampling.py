@@ -1,0 +1,57 @@
+"""Patches around painted voxels, balanced across classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class PatchSampler:
+    """Draws ``(image, annotation)`` patches that always contain a painted voxel.
+
+    ``image`` is ``(C, *spatial)`` float32 (normalised), ``annotations`` is ``spatial`` with
+    0 = unpainted. Each patch is placed around a voxel of a class drawn uniformly among the
+    painted classes, at a random offset, so every class is seen equally often.
+    """
+
+    def __init__(
+        self, image: np.ndarray, annotations: np.ndarray, patch_size: Sequence[int], rng: np.random.Generator
+    ) -> None:
+        spatial = image.shape[1:]
+        if len(patch_size) != len(spatial):
+            raise ValueError(f"patch_size {tuple(patch_size)} does not match spatial shape {spatial}")
+        self.image = image
+        self.patch_size = tuple(min(p, s) for p, s in zip(patch_size, spatial))
+        self.rng = rng
+        self.update(annotations)
+
+    def update(self, annotations: np.ndarray) -> None:
+        """Use new strokes from now on (``annotations`` has the image's spatial shape)."""
+        if annotations.shape != self.image.shape[1:]:
+            raise ValueError(f"annotations shape {annotations.shape} != image spatial shape {self.image.shape[1:]}")
+        self.annotations = annotations
+        flat = np.flatnonzero(annotations)
+        values = annotations.ravel()[flat]
+        self.voxels_by_class = {int(v): flat[values == v] for v in np.unique(values)}
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(self.voxels_by_class)
+
+    def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, C, *patch)`` float32 images and ``(B, *patch)`` uint8 annotations."""
+        spatial = self.annotations.shape
+        classes = self.classes
+        images = np.empty((batch_size, self.image.shape[0], *self.patch_size), np.float32)
+        targets = np.empty((batch_size, *self.patch_size), np.uint8)
+        for b in range(batch_size):
+            voxels = self.voxels_by_class[classes[self.rng.integers(len(classes))]]
+            centre = np.unravel_index(voxels[self.rng.integers(len(voxels))], spatial)
+            box = []
+            for c, p, s in zip(centre, self.patch_size, spatial):
+                start = int(np.clip(c - self.rng.integers(p), 0, s - p))
+                box.append(slice(start, start + p))
+            images[b] = self.image[(slice(None), *box)]
+            targets[b] = self.annotations[tuple(box)]
+        return images, targets

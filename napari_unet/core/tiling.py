@@ -1,0 +1,46 @@
+"""Where tiles go and how they are weighted when blended."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+
+def tile_starts(size: int, tile: int, overlap: float, multiple: int = 1) -> list[int]:
+    """Start offsets covering ``[0, size)`` with windows of ``tile`` overlapping by about ``overlap``.
+
+    Steps are multiples of ``multiple`` (the network's pooling factor), so tiles share the pooling
+    grid of a whole-image pass; the last tile is flush with the end.
+    """
+    tile = min(tile, size)
+    if tile >= size:
+        return [0]
+    step = max(multiple, int(tile * (1 - overlap)) // multiple * multiple)
+    starts = list(range(0, size - tile, step))
+    return [*starts, size - tile]
+
+
+def tile_boxes(
+    shape: Sequence[int], tile: Sequence[int], overlap: float, multiple: Sequence[int]
+) -> Iterator[tuple[slice, ...]]:
+    """Every tile box over ``shape`` (C order)."""
+    starts = [tile_starts(s, t, overlap, m) for s, t, m in zip(shape, tile, multiple)]
+    sizes = [min(t, s) for s, t in zip(shape, tile)]
+    for corner in itertools.product(*starts):
+        yield tuple(slice(c, c + t) for c, t in zip(corner, sizes))
+
+
+def gaussian_weights(tile: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:
+    """Importance map peaking at the tile centre (σ = ``sigma_scale`` × size, as MONAI), min > 0."""
+    weights = np.ones((), np.float32)
+    for size in tile:
+        if size == 1:
+            axis = np.ones(1, np.float32)
+        else:
+            coords = np.arange(size, dtype=np.float32) - (size - 1) / 2
+            axis = np.exp(-0.5 * (coords / (sigma_scale * size)) ** 2)
+        weights = np.multiply.outer(weights, axis)
+    weights = weights.astype(np.float32)
+    return np.maximum(weights / weights.max(), 1e-3)

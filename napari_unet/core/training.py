@@ -1,0 +1,174 @@
+"""The one training loop: a generator that yields :class:`Report` s and takes messages via ``send()``.
+
+Used unchanged by the Python API, the CLI and the napari widget (which runs it in a worker
+thread and sends new strokes or preview requests into it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .augment import augment
+from .config import TrainConfig
+from .devices import resolve_device
+from .inference import predict_normalized
+from .losses import sparse_loss
+from .model import Model
+from .sampling import PatchSampler
+from .validation import check_annotations
+
+WARMUP_STEPS = 20
+FINAL_LR_FRACTION = 0.05
+
+
+@dataclass
+class Preview:
+    """Predicted labels (annotation values) of ``region`` (spatial slices) of the training image."""
+
+    region: tuple[slice, ...]
+    labels: np.ndarray
+
+
+@dataclass
+class Report:
+    """What the trainer tells after each step."""
+
+    step: int
+    loss: float
+    elapsed: float
+    steps_per_second: float
+    learning_rate: float
+    device: str
+    preview: Preview | None = None
+
+
+@dataclass
+class NewAnnotations:
+    """Send this to replace the strokes the trainer samples from (same shape as before)."""
+
+    annotations: np.ndarray
+
+
+@dataclass
+class PreviewRequest:
+    """Send this to get the prediction of ``region`` (None: whole image) with the next report."""
+
+    region: tuple[slice, ...] | None = None
+
+
+def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
+    """Small patches, many of them: 64² in 2D; in 3D 32 units of the finest axis, fewer voxels along
+    coarse axes. With sparse strokes, more patches per step beat more context per patch."""
+    if model.dim == 2:
+        patch = [1] * (len(spatial) - 2) + [64, 64]
+    else:
+        spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
+        patch = [int(max(8, round(32 * spacing.min() / s))) for s in spacing]
+    return tuple(min(p, s) for p, s in zip(patch, spatial))
+
+
+def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
+    """Linear warm-up, then cosine decay over whichever horizon (steps or seconds) is known."""
+    base = settings.learning_rate
+    warm = min(1.0, (step + 1) / WARMUP_STEPS)
+    fractions = []
+    if settings.steps:
+        fractions.append(step / settings.steps)
+    if settings.time_budget:
+        fractions.append(elapsed / settings.time_budget)
+    if not fractions:
+        return base * warm
+    progress = min(1.0, max(fractions))
+    cosine = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
+    return base * warm * cosine
+
+
+def train_steps(
+    model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
+) -> Generator[Report, NewAnnotations | PreviewRequest | None, Model]:
+    """Train ``model`` in place on painted voxels of ``image``; returns it when a stop condition hits.
+
+    ``image`` is the raw ``(C, *spatial)`` image, ``annotations`` the strokes (0 = unpainted,
+    1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until closed.
+    """
+    device = resolve_device(settings.device)
+    rng = np.random.default_rng(settings.seed)
+    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    if settings.seed is not None:
+        torch.manual_seed(settings.seed)
+    normalized = model.normalize(image)
+    spatial = normalized.shape[1:]
+    extra_axes = len(spatial) - model.dim
+    patch = tuple(settings.patch_size) if settings.patch_size else default_patch_size(model, spatial)
+    sampler = PatchSampler(normalized, annotations, patch, rng)
+    network = model.network.to(device).train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    preview_region: tuple[slice, ...] | None = None
+    preview_wanted = False
+    step, loss_value, start = 0, float("nan"), time.perf_counter()
+    while True:
+        elapsed = time.perf_counter() - start
+        if (settings.steps and step >= settings.steps) or (settings.time_budget and elapsed >= settings.time_budget):
+            break
+        images, targets = sampler.sample(settings.batch_size)
+        images_t = torch.from_numpy(images)
+        targets_t = torch.from_numpy(targets)
+        if extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
+            images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + extra_axes :])
+            targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + extra_axes :])
+        if settings.augment:
+            images_t, targets_t = augment(images_t, targets_t, generator, settings.elastic_probability)
+        images_t = images_t.to(device, non_blocking=True)
+        targets_t = targets_t.to(device, non_blocking=True)
+        learning_rate = _learning_rate(settings, step, elapsed)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+        loss = sparse_loss(
+            network(images_t), targets_t, images_t, settings.smoothness_weight, settings.smoothness_sigma
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        loss_value = float(loss.detach())
+        elapsed = time.perf_counter() - start
+        preview = None
+        if preview_wanted:
+            region = preview_region or tuple(slice(0, s) for s in spatial)
+            probabilities = predict_normalized(model, normalized[(slice(None), *region)], device=device)
+            network.train()
+            preview = Preview(region, (probabilities.argmax(0) + 1).astype(np.uint8))
+            preview_wanted = False
+        message = yield Report(
+            step, loss_value, elapsed, step / max(elapsed, 1e-9), learning_rate, str(device), preview
+        )
+        if isinstance(message, NewAnnotations):
+            annotations = check_annotations(np.array(message.annotations, copy=True), spatial)
+            if annotations.max() > model.num_classes:  # a new class was painted: widen the output layer
+                model.grow_to(int(annotations.max()))
+                network = model.network.to(device).train()
+                optimizer = torch.optim.AdamW(
+                    network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+                )
+            sampler.update(annotations)
+        elif isinstance(message, PreviewRequest):
+            preview_region, preview_wanted = message.region, True
+    network.eval()
+    model.config.history.append(
+        {
+            "steps": step,
+            "seconds": round(time.perf_counter() - start, 3),
+            "final_loss": loss_value,
+            "device": str(device),
+            "patch_size": list(patch),
+            "batch_size": settings.batch_size,
+            "painted_voxels": {str(k): len(v) for k, v in sampler.voxels_by_class.items()},
+        }
+    )
+    return model

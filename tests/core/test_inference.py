@@ -1,0 +1,76 @@
+"""Tiled prediction: same result as one whole-image pass away from the border, any size, 2D on stacks."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.errors import UserInputError
+from napari_unet.core.inference import predict, predict_normalized
+from napari_unet.core.model import Model
+from napari_unet.core.tiling import gaussian_weights, tile_starts
+
+
+def _model(dim, channels=1, classes=3, spacing=None):
+    torch.manual_seed(0)
+    model = Model.create(dim=dim, in_channels=channels, num_classes=classes, base_channels=4, depth=3, spacing=spacing)
+    return model
+
+
+def _smooth_image(rng, shape, channels=1):
+    from scipy import ndimage as ndi
+
+    return np.stack([ndi.gaussian_filter(rng.random(shape, dtype=np.float32), 2) * 4 for _ in range(channels)])
+
+
+@pytest.mark.parametrize(("dim", "shape", "tile"), [(2, (150, 133), 64), (3, (20, 70, 61), 32)])
+def test_tiled_equals_untiled_away_from_the_border(rng, dim, shape, tile):
+    model = _model(dim)
+    image = _smooth_image(rng, shape)
+    whole = predict_normalized(model, image, tile_size=max(shape))
+    tiled = predict_normalized(model, image, tile_size=tile, overlap=0.5)
+    inner = (slice(None), *tuple(slice(8, s - 8) for s in shape))
+    assert np.abs(whole[inner] - tiled[inner]).max() < 0.02
+    assert np.mean(whole.argmax(0) == tiled.argmax(0)) > 0.99
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 200), (255, 257), (2, 3, 5)])
+def test_any_size_gives_valid_labels(rng, shape):
+    dim = 2 if len(shape) == 2 else 3
+    prediction = predict(_model(dim), rng.random(shape), probabilities=True, tile_size=64, device="cpu")
+    assert prediction.labels.shape == shape and prediction.labels.dtype == np.uint8
+    assert set(np.unique(prediction.labels)) <= {1, 2, 3}
+    assert np.allclose(prediction.probabilities.sum(0), 1, atol=1e-4)
+
+
+def test_2d_model_on_a_stack_goes_plane_by_plane(rng):
+    model = _model(2)
+    stack = rng.random((4, 40, 50)).astype(np.float32) * 1000
+    plane_by_plane = predict(model, stack, probabilities=True, device="cpu").probabilities
+    normalized = model.normalize(stack[None])
+    for z in range(4):
+        single = predict_normalized(model, normalized[:, z])
+        assert np.allclose(plane_by_plane[:, z], single, atol=1e-5)
+
+
+def test_multichannel_needs_the_channel_axis(rng):
+    model = _model(2, channels=2)
+    image = rng.random((30, 40, 2))
+    assert predict(model, image, channel_axis=-1, device="cpu").labels.shape == (30, 40)
+    with pytest.raises(UserInputError, match="channel"):
+        predict(model, image, device="cpu")
+
+
+def test_tiles_cover_the_axis_on_the_pooling_grid():
+    for size in (1, 17, 64, 65, 300, 1001):
+        starts = tile_starts(size, 64, 0.25, multiple=8)
+        covered = np.zeros(size, bool)
+        for s in starts:
+            covered[s : s + min(64, size)] = True
+        assert covered.all() and starts[-1] == max(0, size - 64)
+        assert all(s % 8 == 0 for s in starts[:-1])
+
+
+def test_gaussian_weights_peak_in_the_middle_and_stay_positive():
+    weights = gaussian_weights((1, 9, 12))
+    assert weights.shape == (1, 9, 12) and weights.min() > 0
+    assert weights[0, 4, 5] == pytest.approx(weights.max())

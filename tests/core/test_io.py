@@ -1,0 +1,99 @@
+"""Reading and writing image files on disk (TIFF, PNG, NPY, zarr, OME-Zarr)."""
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_unet.core.errors import UserInputError
+from napari_unet.core.io import read_image, write_array
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".tiff", ".npy", ".zarr"])
+@pytest.mark.parametrize("shape", [(17, 23), (3, 17, 23)])
+def test_write_then_read_round_trip(tmp_path, rng, suffix, shape):
+    data = rng.integers(0, 5, shape).astype(np.uint8)
+    write_array(tmp_path / f"out{suffix}", data, spacing=(2.0, 1.0, 1.0)[-len(shape) :])
+    assert np.array_equal(read_image(tmp_path / f"out{suffix}").data, data)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"out{suffix}"]
+
+
+def test_zarr_keeps_spacing_and_is_replaced_atomically(tmp_path):
+    write_array(tmp_path / "a.zarr", np.zeros((4, 5, 6), np.uint8), spacing=(3.0, 1.0, 1.0))
+    write_array(tmp_path / "a.zarr", np.ones((4, 5, 6), np.uint8), spacing=(3.0, 1.0, 1.0))
+    image = read_image(tmp_path / "a.zarr")
+    assert image.spacing == (3.0, 1.0, 1.0) and image.data.min() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr"]
+
+
+def test_png_is_read(tmp_path, rng):
+    from skimage.io import imsave
+
+    data = rng.integers(0, 255, (20, 30)).astype(np.uint8)
+    imsave(tmp_path / "x.png", data)
+    assert np.array_equal(read_image(tmp_path / "x.png").data, data)
+
+
+def test_imagej_tiff_spacing_is_read(tmp_path):
+    data = np.zeros((4, 8, 8), np.uint16)
+    tifffile.imwrite(tmp_path / "v.tif", data, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"spacing": 2.0})
+    assert read_image(tmp_path / "v.tif").spacing == (2.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_full_resolution_and_scale(tmp_path, rng, zarr_format):
+    data = rng.integers(0, 1000, (6, 32, 32)).astype(np.uint16)
+    root = zarr.open_group(str(tmp_path / "img.ome.zarr"), mode="w", zarr_format=zarr_format)
+    root.create_array("0", data=data)
+    root.create_array("1", data=data[:, ::2, ::2])
+    multiscales = [
+        {
+            "axes": [{"name": n, "type": "space"} for n in "zyx"],
+            "datasets": [
+                {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.5, 0.5]}]},
+                {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 1.0, 1.0]}]},
+            ],
+        }
+    ]
+    if zarr_format == 3:
+        root.attrs["ome"] = {"version": "0.5", "multiscales": multiscales}
+    else:
+        root.attrs["multiscales"] = [{"version": "0.4", **multiscales[0]}]
+    image = read_image(tmp_path / "img.ome.zarr")
+    assert np.array_equal(image.data, data) and image.spacing == (2.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.tif", None, "file not found"),
+        ("image.bmpx", b"x", "supported formats"),
+        ("broken.tif", b"not a tiff at all", "cannot read"),
+        ("broken.npy", b"\x93NUMPY garbage", "cannot read"),
+    ],
+)
+def test_unreadable_input_is_a_clear_error(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(UserInputError, match=message):
+        read_image(tmp_path / name)
+
+
+def test_pickled_npy_is_refused(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UserInputError, match="cannot read"):
+        read_image(tmp_path / "obj.npy")
+
+
+def test_bad_output_paths_are_refused_before_writing(tmp_path):
+    with pytest.raises(UserInputError, match="does not exist"):
+        write_array(tmp_path / "nope" / "out.tif", np.zeros((2, 2), np.uint8))
+    with pytest.raises(UserInputError, match="use one of"):
+        write_array(tmp_path / "out.jpg", np.zeros((2, 2), np.uint8))
+    (tmp_path / "folder.zarr").mkdir()
+    (tmp_path / "folder.zarr" / "notes.txt").write_text(json.dumps({}))
+    with pytest.raises(UserInputError, match="not a zarr store"):
+        write_array(tmp_path / "folder.zarr", np.zeros((2, 2), np.uint8))
+    assert (tmp_path / "folder.zarr" / "notes.txt").exists()

@@ -1,0 +1,136 @@
+"""Model directories: round trip, atomic replace, and clear errors for damaged or foreign files."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.errors import UserInputError
+from napari_unet.core.model import CONFIG_FILE, WEIGHTS_FILE, Model
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    model = Model.create(dim=3, in_channels=2, num_classes=3, spacing=(3.0, 1.0, 1.0), base_channels=4, depth=3)
+    model.config.normalization.fitted = [[1.0, 9.0], [0.0, 5.0]]
+    model.config.history.append({"steps": 5})
+    model.network.eval()
+    return model
+
+
+def test_round_trip_keeps_weights_and_config(tmp_path, model):
+    path = model.save(tmp_path / "m")
+    loaded = Model.load(path)
+    assert loaded.config == model.config
+    assert loaded.config.network.pool_strides == [[1, 2, 2], [2, 2, 2]]
+    x = torch.randn(1, 2, 6, 16, 16)
+    loaded.network.eval()
+    assert torch.equal(model.network(x), loaded.network(x))
+
+
+def test_saving_over_a_model_replaces_it_and_leaves_no_temporaries(tmp_path, model):
+    model.save(tmp_path / "m")
+    model.config.history.append({"steps": 7})
+    model.save(tmp_path / "m")
+    assert Model.load(tmp_path / "m").config.history[-1] == {"steps": 7}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_failed_save_keeps_the_previous_model(tmp_path, model, monkeypatch):
+    model.save(tmp_path / "m")
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(tmp_path / "m")
+    assert Model.load(tmp_path / "m").config == model.config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_refuses_to_replace_a_folder_that_is_not_a_model(tmp_path, model):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.tif").write_bytes(b"x")
+    with pytest.raises(UserInputError, match="not a napari-unet model"):
+        model.save(tmp_path / "data")
+    assert (tmp_path / "data" / "precious.tif").exists()
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path, model):
+    path = model.save(tmp_path / "m")
+    data = (path / WEIGHTS_FILE).read_bytes()
+    (path / WEIGHTS_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserInputError, match="not a readable napari-unet checkpoint"):
+        Model.load(path)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_pickled_code_never_runs(tmp_path, model, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = model.save(tmp_path / "m")
+    (path / WEIGHTS_FILE).write_bytes(pickle.dumps(_Payload()))
+    with pytest.raises(UserInputError):
+        Model.load(path)
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_foreign_state_dict_is_a_clear_error(tmp_path, model):
+    path = model.save(tmp_path / "m")
+    torch.save({"conv.weight": torch.zeros(3)}, path / WEIGHTS_FILE)
+    with pytest.raises(UserInputError, match="does not match the architecture"):
+        Model.load(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda c: c.update(version=99), "newer"),
+        (lambda c: c.update(format="something-else"), "not a napari-unet"),
+        (lambda c: c["network"].update(colour="blue"), "unknown"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path, model, edit, message):
+    path = model.save(tmp_path / "m")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    edit(config)
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(UserInputError, match=message):
+        Model.load(path)
+
+
+def test_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(UserInputError, match="not a napari-unet model directory"):
+        Model.load(tmp_path / "nope")
+
+
+def test_adapting_to_another_class_count_keeps_all_but_the_head(model):
+    adapted = model.adapted_to(num_classes=5, in_channels=2)
+    assert adapted.num_classes == 5
+    old, new = model.network.state_dict(), adapted.network.state_dict()
+    for key in old:
+        if key.startswith("head."):
+            assert new[key].shape[0] == 5 and torch.equal(new[key][:3], old[key])
+        else:
+            assert torch.equal(old[key], new[key])
+    assert adapted.config.class_names[:3] == model.config.class_names
+    with pytest.raises(UserInputError, match="channel"):
+        model.adapted_to(num_classes=3, in_channels=1)
+    assert model.adapted_to(num_classes=3, in_channels=2) is model
+
+
+def test_normalize_scales_percentiles_to_unit_range(model):
+    image = np.stack([np.linspace(0, 100, 1000), np.full(1000, 7.0)]).reshape(2, 10, 10, 10)
+    normalized = model.normalize(image)
+    assert normalized.dtype == np.float32
+    assert normalized[0].min() == pytest.approx(-0.0102, abs=1e-3) and normalized[0].max() == pytest.approx(
+        1.002, abs=1e-3
+    )
+    assert np.allclose(normalized[1], (7.0 - 0.0) / 5.0)  # a flat channel falls back to the fitted range

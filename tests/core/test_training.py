@@ -1,0 +1,106 @@
+"""The training generator: reports, stop conditions, new strokes and previews via send(), fine-tuning."""
+
+import numpy as np
+import pytest
+
+from napari_unet.core.api import prepare_model, train
+from napari_unet.core.config import TrainConfig
+from napari_unet.core.errors import UserInputError
+from napari_unet.core.metrics import foreground_iou
+from napari_unet.core.training import NewAnnotations, PreviewRequest, Report, train_steps
+
+FAST = {"batch_size": 2, "patch_size": None, "device": "cpu", "seed": 0}
+
+
+def _loop(sample, steps=3, **settings):
+    image = sample.image[None]
+    model, strokes = prepare_model(image, sample.strokes)
+    config = TrainConfig(steps=steps, time_budget=None, **{**FAST, **settings})
+    return model, train_steps(model, image, strokes, config)
+
+
+def test_generator_yields_reports_and_returns_the_model(nuclei_2d):
+    model, loop = _loop(nuclei_2d, steps=3)
+    reports = []
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            reports.append(next(loop))
+    assert [r.step for r in reports] == [1, 2, 3]
+    assert all(isinstance(r, Report) and np.isfinite(r.loss) and r.device == "cpu" for r in reports)
+    assert finished.value.value is model
+    assert model.config.history[-1]["steps"] == 3
+    assert model.config.history[-1]["painted_voxels"].keys() == {"1", "2"}
+
+
+def test_time_budget_stops_training(nuclei_2d):
+    model = train(nuclei_2d.image, nuclei_2d.strokes, time_budget=1.5, steps=None, **FAST)
+    assert 1.5 <= model.config.history[-1]["seconds"] < 10
+
+
+def test_preview_request_returns_the_region(nuclei_2d):
+    _, loop = _loop(nuclei_2d, steps=5)
+    assert next(loop).preview is None
+    region = (slice(10, 50), slice(20, 90))
+    report = loop.send(PreviewRequest(region))
+    assert report.preview is not None and report.preview.region == region
+    assert report.preview.labels.shape == (40, 70) and set(np.unique(report.preview.labels)) <= {1, 2}
+    assert next(loop).preview is None  # one request, one preview
+
+
+def test_new_strokes_are_used_without_restarting(nuclei_2d):
+    model, loop = _loop(nuclei_2d, steps=50)
+    next(loop)
+    more = nuclei_2d.strokes.copy()
+    more[:3, :3] = 3  # a third class painted during training
+    loop.send(NewAnnotations(more))
+    more[:3, :3] = 0  # the trainer keeps its own copy
+    report = next(loop)
+    assert loop.gi_frame.f_locals["sampler"].classes == [1, 2, 3]
+    assert np.isfinite(report.loss)
+    assert model.num_classes == 3 and model.network.head.out_channels == 3
+
+
+def test_bad_strokes_sent_during_training_are_refused(nuclei_2d):
+    _, loop = _loop(nuclei_2d, steps=50)
+    next(loop)
+    with pytest.raises(UserInputError, match="nothing is painted"):
+        loop.send(NewAnnotations(np.zeros_like(nuclei_2d.strokes)))
+
+
+def test_learns_bright_objects_from_a_few_strokes(nuclei_2d):
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=60, time_budget=None, **FAST)
+    from napari_unet.core.api import predict
+
+    labels = predict(model, nuclei_2d.image, device="cpu").labels
+    assert foreground_iou(labels == 2, nuclei_2d.instances > 0) > 0.6
+
+
+def test_3d_and_2d_on_stack(nuclei_3d):
+    model3d = train(nuclei_3d.image, nuclei_3d.strokes, spacing=nuclei_3d.spacing, steps=2, time_budget=None, **FAST)
+    assert model3d.dim == 3 and model3d.config.network.pool_strides[0] == [2, 2, 2]
+    coarse_z = train(nuclei_3d.image, nuclei_3d.strokes, spacing=(5.0, 1.0, 1.0), steps=1, time_budget=None, **FAST)
+    assert coarse_z.config.network.pool_strides[0] == [1, 2, 2]
+    model2d = train(nuclei_3d.image, nuclei_3d.strokes, dim=2, steps=2, time_budget=None, **FAST)
+    assert model2d.dim == 2 and model2d.config.history[-1]["patch_size"][0] == 1
+
+
+def test_fine_tuning_adapts_the_class_count(nuclei_2d, tmp_path):
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=2, time_budget=None, **FAST)
+    model.save(tmp_path / "start")
+    strokes = nuclei_2d.strokes.copy()
+    strokes[:2, :2] = 3
+    tuned = train(nuclei_2d.image, strokes, init=tmp_path / "start", steps=2, time_budget=None, **FAST)
+    assert tuned.num_classes == 3 and len(tuned.config.history) == 2
+    with pytest.raises(UserInputError, match="dim"):
+        train(nuclei_2d.image, strokes, init=tmp_path / "start", dim=3, steps=1, time_budget=None)
+
+
+def test_training_needs_a_stop_condition(nuclei_2d):
+    with pytest.raises(UserInputError, match="steps or time_budget"):
+        train(nuclei_2d.image, nuclei_2d.strokes, steps=None, time_budget=None)
+
+
+def test_multichannel_training(nuclei_2d):
+    image = np.stack([nuclei_2d.image, nuclei_2d.image[::-1]], axis=-1)
+    model = train(image, nuclei_2d.strokes, channel_axis=-1, steps=2, time_budget=None, **FAST)
+    assert model.in_channels == 2 and len(model.config.normalization.fitted) == 2

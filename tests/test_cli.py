@@ -1,0 +1,212 @@
+"""The napari-unet command line end to end on small files; bad input exits 2 and writes nothing."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet.cli import main
+from napari_unet.core.io import read_image
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "napari-unet"
+
+
+@pytest.fixture
+def files(tmp_path, nuclei_2d):
+    tifffile.imwrite(tmp_path / "image.tif", nuclei_2d.image)
+    tifffile.imwrite(tmp_path / "strokes.tif", nuclei_2d.strokes)
+    return tmp_path
+
+
+def _snapshot(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_train_then_predict_with_the_console_script(files):
+    train = [
+        CONSOLE_SCRIPT,
+        "train",
+        "--image",
+        files / "image.tif",
+        "--labels",
+        files / "strokes.tif",
+        "--model",
+        files / "model",
+        "--steps",
+        "3",
+        "--device",
+        "cpu",
+        "--seed",
+        "1",
+    ]
+    done = subprocess.run([str(a) for a in train], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "trained 3 steps" in done.stdout
+    predict = [
+        CONSOLE_SCRIPT,
+        "predict",
+        "--model",
+        files / "model",
+        "--image",
+        files / "image.tif",
+        "--out",
+        files / "masks.zarr",
+        "--probabilities",
+        "--device",
+        "cpu",
+    ]
+    done = subprocess.run([str(a) for a in predict], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    labels = read_image(files / "masks.zarr").data
+    probabilities = read_image(files / "masks_probabilities.zarr").data
+    assert labels.shape == (128, 160) and set(np.unique(labels)) <= {1, 2}
+    assert probabilities.shape == (2, 128, 160)
+
+
+def test_fine_tune_from_a_model(files):
+    base = ["train", "--image", str(files / "image.tif"), "--labels", str(files / "strokes.tif"), "--steps", "2"]
+    assert main([*base, "--model", str(files / "a")]) == 0
+    assert main([*base, "--model", str(files / "b"), "--init", str(files / "a"), "--time-budget", "0.5"]) == 0
+    assert (files / "b" / "config.json").exists()
+
+
+def _write(path, array):
+    tifffile.imwrite(path, array)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make_labels", "message"),
+    [
+        (lambda s: s.astype(np.float32), "integers"),
+        (lambda s: s[:, :-1], "does not match"),
+        (lambda s: np.zeros_like(s), "nothing is painted"),
+        (lambda s: np.where(s == 2, 0, s).astype(np.uint8), "only class 1"),
+    ],
+)
+def test_bad_strokes_exit_2_and_leave_nothing(files, nuclei_2d, capsys, make_labels, message):
+    labels = _write(files / "bad.tif", make_labels(nuclei_2d.strokes))
+    before = _snapshot(files)
+    code = main(["train", "--image", str(files / "image.tif"), "--labels", labels, "--model", str(files / "m")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert _snapshot(files) == before
+
+
+def test_missing_files_and_damaged_models_exit_2(files, capsys):
+    before = _snapshot(files)
+    assert (
+        main(
+            [
+                "train",
+                "--image",
+                str(files / "nope.tif"),
+                "--labels",
+                str(files / "strokes.tif"),
+                "--model",
+                str(files / "m"),
+            ]
+        )
+        == 2
+    )
+    assert "file not found" in capsys.readouterr().err
+    (files / "fake_model").mkdir()
+    (files / "fake_model" / "config.json").write_text("{}")
+    (files / "fake_model" / "weights.pt").write_bytes(b"\x80\x04 truncated")
+    before = _snapshot(files)
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(files / "fake_model"),
+                "--image",
+                str(files / "image.tif"),
+                "--out",
+                str(files / "out.tif"),
+            ]
+        )
+        == 2
+    )
+    assert "cannot be read" in capsys.readouterr().err
+    assert _snapshot(files) == before
+
+
+def test_truncated_weights_exit_2_without_traceback(files):
+    assert (
+        main(
+            [
+                "train",
+                "--image",
+                str(files / "image.tif"),
+                "--labels",
+                str(files / "strokes.tif"),
+                "--model",
+                str(files / "m"),
+                "--steps",
+                "1",
+            ]
+        )
+        == 0
+    )
+    weights = files / "m" / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:100])
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "napari_unet.cli",
+            "predict",
+            "--model",
+            str(files / "m"),
+            "--image",
+            str(files / "image.tif"),
+            "--out",
+            str(files / "out.tif"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "checkpoint" in done.stderr
+    assert not (files / "out.tif").exists()
+
+
+def test_bad_output_path_is_refused_before_predicting(files, capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--image",
+                str(files / "image.tif"),
+                "--labels",
+                str(files / "strokes.tif"),
+                "--model",
+                str(files / "m"),
+                "--steps",
+                "1",
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(files / "m"),
+            "--image",
+            str(files / "image.tif"),
+            "--out",
+            str(files / "no_folder" / "out.tif"),
+        ]
+    )
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_demo_runs_headless_and_reports_metrics(tmp_path, capsys):
+    assert main(["demo", "--time-budget", "2", "--out", str(tmp_path / "demo"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "foreground_iou" in out and "instance_f1" in out
+    assert {p.name for p in (tmp_path / "demo").iterdir()} == {"model", "image.tif", "strokes.tif", "prediction.tif"}
