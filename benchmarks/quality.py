@@ -73,7 +73,7 @@ def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fracti
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-budget", type=float, default=30.0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[10, 11, 12])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[10, 11, 12])
     parser.add_argument("--seeds-3d", type=int, nargs="*", default=[10])
     parser.add_argument("--stroke-fraction", type=float, default=0.002)
     parser.add_argument("--device", default="auto")
