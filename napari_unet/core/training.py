@@ -62,6 +62,14 @@ class PreviewRequest:
     region: tuple[slice, ...] | None = None
 
 
+@dataclass
+class StopTraining:
+    """Send this to end training after the current step; the generator then returns the model."""
+
+
+Message = NewAnnotations | PreviewRequest | StopTraining
+
+
 def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
     """Small patches, many of them: 64² in 2D; in 3D 32 units of the finest axis, fewer voxels along
     coarse axes. With sparse strokes, more patches per step beat more context per patch."""
@@ -91,11 +99,12 @@ def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
 
 def train_steps(
     model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
-) -> Generator[Report, NewAnnotations | PreviewRequest | None, Model]:
+) -> Generator[Report, Message | Sequence[Message] | None, Model]:
     """Train ``model`` in place on painted voxels of ``image``; returns it when a stop condition hits.
 
     ``image`` is the raw ``(C, *spatial)`` image, ``annotations`` the strokes (0 = unpainted,
-    1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until closed.
+    1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
+    :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
     """
     device = resolve_device(settings.device)
     rng = np.random.default_rng(settings.seed)
@@ -112,7 +121,8 @@ def train_steps(
     preview_region: tuple[slice, ...] | None = None
     preview_wanted = False
     step, loss_value, start = 0, float("nan"), time.perf_counter()
-    while True:
+    stop_requested = False
+    while not stop_requested:
         elapsed = time.perf_counter() - start
         if (settings.steps and step >= settings.steps) or (settings.time_budget and elapsed >= settings.time_budget):
             break
@@ -145,20 +155,23 @@ def train_steps(
             network.train()
             preview = Preview(region, (probabilities.argmax(0) + 1).astype(np.uint8))
             preview_wanted = False
-        message = yield Report(
+        received = yield Report(
             step, loss_value, elapsed, step / max(elapsed, 1e-9), learning_rate, str(device), preview
         )
-        if isinstance(message, NewAnnotations):
-            annotations = check_annotations(np.array(message.annotations, copy=True), spatial)
-            if annotations.max() > model.num_classes:  # a new class was painted: widen the output layer
-                model.grow_to(int(annotations.max()))
-                network = model.network.to(device).train()
-                optimizer = torch.optim.AdamW(
-                    network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-                )
-            sampler.update(annotations)
-        elif isinstance(message, PreviewRequest):
-            preview_region, preview_wanted = message.region, True
+        for message in received if isinstance(received, (list, tuple)) else [received]:
+            if isinstance(message, NewAnnotations):
+                annotations = check_annotations(np.array(message.annotations, copy=True), spatial)
+                if annotations.max() > model.num_classes:  # a new class was painted: widen the output layer
+                    model.grow_to(int(annotations.max()))
+                    network = model.network.to(device).train()
+                    optimizer = torch.optim.AdamW(
+                        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+                    )
+                sampler.update(annotations)
+            elif isinstance(message, PreviewRequest):
+                preview_region, preview_wanted = message.region, True
+            elif isinstance(message, StopTraining):
+                stop_requested = True
     network.eval()
     model.config.history.append(
         {

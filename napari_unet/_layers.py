@@ -1,0 +1,100 @@
+"""napari layer helpers for the trainer dock. Main thread only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import napari
+    from napari.layers import Image, Labels
+
+TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
+CLASS_COLOURS = ["#ff00ff", "#00ff00", "#ffaa00", "#00aaff", "#ff3333", "#ffff00", "#aa55ff"]
+
+
+def image_array(layer: Image) -> np.ndarray:
+    """The layer's full-resolution pixels as ``(C, *spatial)`` (RGB becomes three channels)."""
+    data = layer.data[0] if layer.multiscale else layer.data
+    data = np.asarray(data)
+    return np.moveaxis(data, -1, 0) if layer.rgb else data[None]
+
+
+def spatial_shape(layer: Image) -> tuple[int, ...]:
+    shape = tuple(layer.data[0].shape if layer.multiscale else layer.data.shape)
+    return shape[:-1] if layer.rgb else shape
+
+
+def _spatial_transform(layer: Image) -> dict:
+    ndim = len(spatial_shape(layer))
+    return {"scale": tuple(layer.scale[-ndim:]), "translate": tuple(layer.translate[-ndim:])}
+
+
+def new_strokes_layer(viewer: napari.Viewer, image: Image) -> Labels:
+    """An empty strokes layer on ``image``'s grid: paint 1 for background, 2.. for objects."""
+    layer = viewer.add_labels(
+        np.zeros(spatial_shape(image), np.uint8), name=f"{image.name} strokes", **_spatial_transform(image)
+    )
+    layer.selected_label = 2
+    layer.mode = "paint"
+    return layer
+
+
+def prediction_colormap(num_classes: int):
+    """Background (1) and unpainted (0) transparent; one colour per object class."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colours = {None: TRANSPARENT, 0: TRANSPARENT, 1: TRANSPARENT}
+    for value in range(2, num_classes + 2):
+        colours[value] = CLASS_COLOURS[(value - 2) % len(CLASS_COLOURS)]
+    return DirectLabelColormap(color_dict=colours)
+
+
+def prediction_layer(
+    viewer: napari.Viewer, name: str, shape: tuple[int, ...], transform: dict, num_classes: int
+) -> Labels:
+    """The layer called ``name`` if it is there with the right shape, else a new one."""
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if tuple(layer.data.shape) == tuple(shape):
+            return layer
+        viewer.layers.remove(layer)
+    return viewer.add_labels(
+        np.zeros(shape, np.uint8), name=name, colormap=prediction_colormap(num_classes), opacity=0.5, **transform
+    )
+
+
+def write_region(layer: Labels, region: tuple[slice, ...], labels: np.ndarray) -> None:
+    """Write predicted ``labels`` into ``region`` of ``layer`` (no undo history), then redraw."""
+    layer.data[region] = labels
+    layer.refresh()
+
+
+def painted_pixels(atoms: list) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
+    """``(indices, values)`` of what a Labels ``paint`` event changed, whatever napari's atom format."""
+    for atom in atoms:
+        if hasattr(atom, "slice_key"):  # napari >= 0.6 masked paint atoms
+            box_shape = tuple(s.stop - s.start for s in atom.slice_key)
+            mask = atom.mask if atom.mask is not None else np.ones(box_shape, bool)
+            local = np.nonzero(mask)
+            indices = tuple(i + s.start for i, s in zip(local, atom.slice_key))
+            yield indices, np.full(len(indices[0]), atom.new_value)
+        else:
+            indices, _, values = atom
+            indices = tuple(np.asarray(i) for i in indices)
+            yield indices, np.broadcast_to(np.asarray(values), indices[0].shape)
+
+
+def visible_region(layer: Image, shape: tuple[int, ...], depth: int) -> tuple[slice, ...]:
+    """The part of the data on screen: the displayed field of view, and ``depth`` planes around
+    the current one along the other axes (0 for a 2D model, a 3D model's context otherwise)."""
+    corners = np.asarray(layer.corner_pixels)[:, -len(shape) :]
+    region = []
+    for axis, size in enumerate(shape):
+        low, high = int(corners[0, axis]), int(corners[1, axis])
+        if high - low <= 1:  # not displayed: the current plane, with context for 3D models
+            low, high = max(0, low - depth), min(size, low + depth + 1)
+        region.append(slice(max(0, low), min(size, max(high, low + 1))))
+    return tuple(region)

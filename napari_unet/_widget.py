@@ -1,0 +1,278 @@
+"""The "U-Net trainer" dock: pick layers, Train / Pause / Stop, save/load models, predict.
+
+It holds no maths: it snapshots layers and drives the core through :class:`LiveSession` and
+napari thread workers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ._loss_plot import LossPlot
+
+if TYPE_CHECKING:
+    import napari
+
+    from ._live import LiveSession
+    from .core.model import Model
+    from .core.training import Report
+
+MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
+
+
+class UNetTrainerWidget(QWidget):
+    """Paint strokes, train a U-Net live, correct its prediction, save the model."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.model: Model | None = None
+        self.session: LiveSession | None = None
+        self.predict_worker = None
+
+        self.image_combo = ComboBox(choices=self._layer_choices("Image"))
+        self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
+        self.model_combo = ComboBox(choices=list(MODEL_CHOICES), value=next(iter(MODEL_CHOICES)))
+        self.new_strokes_button = QPushButton("New strokes layer")
+        self.train_button = QPushButton("Train")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.save_button = QPushButton("Save model…")
+        self.load_button = QPushButton("Load model…")
+        self.predict_button = QPushButton("Predict all")
+        self.status = QLabel()
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.loss_plot = LossPlot()
+
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo.native)
+        strokes_row = QHBoxLayout()
+        strokes_row.addWidget(self.strokes_combo.native, 1)
+        strokes_row.addWidget(self.new_strokes_button)
+        form.addRow("Strokes", strokes_row)
+        form.addRow("Model", self.model_combo.native)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(QLabel("Paint 1 on background, 2 (3, …) on objects."))
+        for buttons in (
+            (self.train_button, self.pause_button, self.stop_button),
+            (self.save_button, self.load_button, self.predict_button),
+        ):
+            row = QHBoxLayout()
+            for button in buttons:
+                row.addWidget(button)
+            layout.addLayout(row)
+        layout.addWidget(self.status)
+        layout.addWidget(self.loss_plot)
+        layout.addWidget(self.message)
+        layout.addStretch(1)
+
+        self.new_strokes_button.clicked.connect(self._new_strokes)
+        self.train_button.clicked.connect(self.train)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        self.save_button.clicked.connect(self._save_dialog)
+        self.load_button.clicked.connect(self._load_dialog)
+        self.predict_button.clicked.connect(self.predict_all)
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._reset_choices)
+        self._show_device()
+        self._update_buttons()
+
+    # ---- layer choices ------------------------------------------------------------------------
+    def _layer_choices(self, kind: str):
+        def choices(_widget=None):
+            return [(layer.name, layer) for layer in self.viewer.layers if type(layer).__name__ == kind]
+
+        return choices
+
+    def _reset_choices(self, event=None) -> None:
+        self.image_combo.reset_choices()
+        self.strokes_combo.reset_choices()
+        self._update_buttons()
+
+    def _new_strokes(self) -> None:
+        from ._layers import new_strokes_layer
+
+        image = self.image_combo.value
+        if image is None:
+            self.show_message("open an image first")
+            return
+        layer = new_strokes_layer(self.viewer, image)
+        self.strokes_combo.value = layer
+
+    # ---- training -----------------------------------------------------------------------------
+    def train(self) -> None:
+        """Snapshot the chosen layers and start training (fine-tuning the current model, if any)."""
+        from ._live import LiveSession
+        from .core.errors import UserInputError
+
+        image, strokes = self.image_combo.value, self.strokes_combo.value
+        if image is None or strokes is None:
+            self.show_message("choose an image and a strokes layer (or click 'New strokes layer')")
+            return
+        init = self.model
+        dim = MODEL_CHOICES[self.model_combo.value]
+        if init is not None and dim is not None and dim != init.dim:
+            init = None  # the user asked for another kind of network: start afresh
+        try:
+            self.session = LiveSession(
+                self.viewer,
+                image,
+                strokes,
+                dim=dim,
+                init=init,
+                on_report=self._on_report,
+                on_message=self.show_message,
+                on_finished=self._on_finished,
+            )
+        except UserInputError as error:
+            self.show_message(str(error))
+            return
+        self.loss_plot.clear()
+        self.show_message("training… paint more strokes at any time, or correct the prediction")
+        self._update_buttons()
+
+    def toggle_pause(self) -> None:
+        if self.session is not None:
+            self.session.toggle_pause()
+            self.pause_button.setText("Pause" if self.pause_button.text() == "Resume" else "Resume")
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+
+    def _on_report(self, report: Report) -> None:
+        self.loss_plot.add(report.loss)
+        self.status.setText(
+            f"{report.device} · step {report.step} · loss {report.loss:.3f} · "
+            f"{report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s"
+        )
+
+    def _on_finished(self, model: Model | None) -> None:
+        if model is not None:
+            self.model = model
+            self.show_message("training stopped; Save model keeps it, Train continues from it")
+        self.session = None
+        self.pause_button.setText("Pause")
+        self._update_buttons()
+
+    # ---- models and prediction ----------------------------------------------------------------
+    def save_model(self, path: str) -> None:
+        from .core.errors import UserInputError
+
+        try:
+            self.model.save(path)
+        except (UserInputError, OSError) as error:
+            self.show_message(f"model not saved: {error}")
+            return
+        self.show_message(f"model saved to {path}")
+
+    def load_model(self, path: str) -> None:
+        from .core.errors import UserInputError
+        from .core.model import Model
+
+        try:
+            self.model = Model.load(path)
+        except UserInputError as error:
+            self.show_message(str(error))
+            return
+        self.show_message(f"loaded {path}: Train fine-tunes it, Predict all applies it")
+        self._update_buttons()
+
+    def _save_dialog(self) -> None:
+        path = QFileDialog.getSaveFileName(self, "Save model folder")[0]
+        if path:
+            self.save_model(path)
+
+    def _load_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Load model folder")
+        if path:
+            self.load_model(path)
+
+    def predict_all(self) -> None:
+        """Run the current model on the whole chosen image in a background worker."""
+        from napari.qt.threading import create_worker
+
+        from . import _layers
+        from .core.api import predict
+
+        image = self.image_combo.value
+        if image is None or self.model is None:
+            self.show_message("choose an image and train or load a model first")
+            return
+        model = self.model
+        pixels = _layers.image_array(image)
+        if pixels.shape[0] != model.in_channels:
+            self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {pixels.shape[0]}")
+            return
+        shape, transform, name = _layers.spatial_shape(image), _layers._spatial_transform(image), image.name
+
+        def run():
+            started = time.perf_counter()
+            return predict(model, pixels, channel_axis=0).labels, time.perf_counter() - started
+
+        def show(result) -> None:
+            labels, seconds = result
+            layer = _layers.prediction_layer(self.viewer, f"{name} prediction", shape, transform, model.num_classes)
+            _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
+            self.show_message(f"predicted {name} in {seconds:.1f} s")
+
+        self.predict_worker = create_worker(run, _start_thread=False)
+        self.predict_worker.returned.connect(show)
+        self.predict_worker.errored.connect(lambda error: self.show_message(f"prediction failed: {error}"))
+        self.predict_worker.finished.connect(self._prediction_finished)
+        self.show_message(f"predicting {name}…")
+        self.predict_worker.start()
+        self._update_buttons()
+
+    def _prediction_finished(self) -> None:
+        self.predict_worker = None
+        self._update_buttons()
+
+    # ---- display ------------------------------------------------------------------------------
+    def show_message(self, text: str) -> None:
+        self.message.setText(text)
+
+    def _show_device(self) -> None:
+        from .core.devices import resolve_device
+
+        self.status.setText(f"device: {resolve_device('auto')}")
+
+    def _update_buttons(self) -> None:
+        training = self.session is not None
+        busy = training or self.predict_worker is not None
+        self.train_button.setEnabled(not busy)
+        self.pause_button.setEnabled(training)
+        self.stop_button.setEnabled(training)
+        self.save_button.setEnabled(self.model is not None and not training)
+        self.load_button.setEnabled(not busy)
+        self.predict_button.setEnabled(self.model is not None and not busy)
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """End any running worker and wait for it (the dock or the viewer is closing)."""
+        from qtpy.QtCore import QThreadPool
+
+        if self.session is not None:
+            self.session.abort()
+            self.session = None
+        if self.predict_worker is not None:
+            self.predict_worker.quit()
+        QThreadPool.globalInstance().waitForDone(timeout_ms)

@@ -1,0 +1,92 @@
+"""Runs the core trainer in a napari thread worker; messages reach it through a thread-safe queue.
+
+The worker thread never touches napari: it gets numpy snapshots when Train is clicked and talks
+back only through the worker's ``yielded`` / ``returned`` / ``errored`` signals (main thread).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .core.model import Model
+    from .core.training import Message, Report
+
+
+def _training_threads() -> int:
+    """All cores but one, so the GUI keeps a core to itself."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class TrainingJob:
+    """One training run in the background.
+
+    ``image`` is ``(C, *spatial)``, ``strokes`` the spatial annotations (0/1/2..K). Use
+    :meth:`send` for new strokes and preview requests, :meth:`stop` to end it gracefully (the
+    worker's ``returned`` signal then carries the trained model).
+    """
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        strokes: np.ndarray,
+        *,
+        dim: int | None,
+        spacing: tuple[float, ...] | None,
+        init: Model | None,
+        device: str = "auto",
+    ) -> None:
+        from napari.qt.threading import create_worker
+
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.worker = create_worker(self._run, image, strokes, dim, spacing, init, device, _start_thread=False)
+
+    def send(self, message: Message) -> None:
+        """Queue a message for the trainer; it is read after the current step (thread-safe)."""
+        self._inbox.put(message)
+
+    def stop(self) -> None:
+        """Ask the trainer to finish after the current step and return its model."""
+        from .core.training import StopTraining
+
+        self.send(StopTraining())
+
+    def _drain(self) -> list[Any]:
+        messages = []
+        while True:
+            try:
+                messages.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return messages
+
+    def _run(
+        self,
+        image: np.ndarray,
+        strokes: np.ndarray,
+        dim: int | None,
+        spacing: tuple[float, ...] | None,
+        init: Model | None,
+        device: str,
+    ) -> Generator[Report, None, Model]:
+        import torch
+
+        from .core.api import prepare_model
+        from .core.config import TrainConfig
+        from .core.training import train_steps
+
+        torch.set_num_threads(_training_threads())
+        model, annotations = prepare_model(image, strokes, dim=dim, spacing=spacing, init=init)
+        loop = train_steps(model, image, annotations, TrainConfig(steps=None, time_budget=None, device=device))
+        received: list[Any] | None = None
+        while True:
+            try:
+                report = loop.send(received)
+            except StopIteration as finished:
+                return finished.value
+            yield report
+            received = self._drain() or None

@@ -1,0 +1,128 @@
+"""The trainer dock in a real napari viewer: live previews, strokes and corrections, stop, layer removal."""
+
+import numpy as np
+import pytest
+
+from napari_unet._widget import UNetTrainerWidget
+
+TIMEOUT_MS = 60_000
+
+
+def _start(qtbot, widget):
+    widget.train()
+    assert widget.session is not None, widget.message.text()
+    return widget.session
+
+
+def _stop(qtbot, widget):
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.session is None, timeout=5000)
+
+
+def test_dock_opens_through_the_manifest(trainer):
+    viewer, widget = trainer
+    assert isinstance(widget, UNetTrainerWidget)
+    assert widget.image_combo.value is viewer.layers["nuclei 2D"]
+    assert widget.strokes_combo.value is viewer.layers["nuclei 2D strokes"]
+    assert not widget.predict_button.isEnabled() and widget.train_button.isEnabled()
+
+
+def test_training_streams_previews_and_never_touches_strokes(trainer, qtbot):
+    viewer, widget = trainer
+    strokes = viewer.layers["nuclei 2D strokes"]
+    before = strokes.data.copy()
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: session.previews_shown >= 3, timeout=TIMEOUT_MS)
+    prediction = viewer.layers["nuclei 2D prediction"]
+    assert prediction.data.shape == strokes.data.shape
+    assert tuple(prediction.scale) == tuple(viewer.layers["nuclei 2D"].scale)
+    assert set(np.unique(prediction.data)) <= {0, 1, 2} and (prediction.data == 2).any()
+    assert "step" in widget.status.text() and len(widget.loss_plot.losses) > 0
+    _stop(qtbot, widget)
+    assert np.array_equal(strokes.data, before)
+    assert widget.model is not None and widget.predict_button.isEnabled()
+
+
+def test_stop_ends_the_worker_within_a_second(trainer, qtbot):
+    _, widget = trainer
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(session.worker.finished, timeout=1500):
+        widget.stop()
+    assert widget.session is None and widget.model is not None
+
+
+def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
+    viewer, widget = trainer
+    strokes = viewer.layers["nuclei 2D strokes"]
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    strokes.paint((5, 5), 3)  # a new class, painted with the brush while training runs
+    qtbot.waitUntil(lambda: not session.strokes_dirty, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 10, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+    assert widget.model.num_classes == 3  # the trainer saw class 3 and grew its output layer
+    assert widget.model.config.history[-1]["painted_voxels"]["3"] > 0
+
+
+def test_corrections_on_the_prediction_become_strokes(trainer, qtbot):
+    viewer, widget = trainer
+    strokes = viewer.layers["nuclei 2D strokes"]
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: session.previews_shown >= 1, timeout=TIMEOUT_MS)
+    prediction = viewer.layers["nuclei 2D prediction"]
+    candidates = np.argwhere((prediction.data == 2) & (strokes.data == 0))
+    y, x = candidates[len(candidates) // 2]
+    prediction.brush_size = 1
+    prediction.paint((y, x), 1)  # the user marks a predicted nucleus pixel as background
+    assert strokes.data[y, x] == 1 and session.strokes_dirty
+    painted = strokes.data.copy()
+    y2, x2 = np.argwhere(strokes.data == 2)[0]
+    prediction.paint((y2, x2), 0)  # erasing on the prediction does not erase strokes
+    assert np.array_equal(strokes.data, painted)
+    _stop(qtbot, widget)
+    assert widget.model.config.history[-1]["painted_voxels"]["1"] > int((strokes.data == 1).sum()) - 20
+
+
+@pytest.mark.parametrize("removed", ["nuclei 2D prediction", "nuclei 2D strokes", "nuclei 2D"])
+def test_deleting_a_layer_mid_training_does_not_crash(trainer, qtbot, removed):
+    viewer, widget = trainer
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: session.previews_shown >= 1, timeout=TIMEOUT_MS)
+    viewer.layers.remove(removed)
+    shown = session.previews_shown
+    qtbot.waitUntil(lambda: session.previews_shown >= shown + 2, timeout=TIMEOUT_MS)
+    assert "nuclei 2D prediction" in viewer.layers  # re-created if it was the one removed
+    _stop(qtbot, widget)
+    assert widget.model is not None
+
+
+def test_predict_all_and_model_round_trip(trainer, qtbot, tmp_path):
+    viewer, widget = trainer
+    _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 5, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+    widget.save_model(str(tmp_path / "model"))
+    assert (tmp_path / "model" / "config.json").exists()
+    viewer.layers.remove("nuclei 2D prediction") if "nuclei 2D prediction" in viewer.layers else None
+    widget.model = None
+    widget.load_model(str(tmp_path / "model"))
+    assert widget.predict_button.isEnabled()
+    widget.predict_all()
+    qtbot.waitUntil(lambda: widget.predict_worker is None, timeout=TIMEOUT_MS)
+    labels = viewer.layers["nuclei 2D prediction"].data
+    assert labels.shape == (512, 512) and set(np.unique(labels)) <= {1, 2}
+    widget.load_model(str(tmp_path / "missing"))
+    assert "not a napari-unet model" in widget.message.text()
+
+
+def test_new_strokes_layer_matches_the_image(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((6, 40, 50), np.float32), name="vol", scale=(3, 1, 1), translate=(5, 0, 0))
+    widget = UNetTrainerWidget(viewer)
+    widget._new_strokes()
+    layer = viewer.layers["vol strokes"]
+    assert layer.data.shape == (6, 40, 50) and tuple(layer.scale) == (3, 1, 1) and tuple(layer.translate) == (5, 0, 0)
+    assert widget.strokes_combo.value is layer
+    widget.train()
+    assert widget.session is None and "nothing is painted" in widget.message.text()
