@@ -25,9 +25,10 @@ lint: install
 	$(BIN)/ruff check napari_unet tests benchmarks sample_data
 	$(BIN)/ruff format --check napari_unet tests benchmarks sample_data
 
-# With a display: napari opens on the result; without one: the same pipeline headless.
+# With a display: napari with the trainer dock, training live on the sample; without one: the same
+# pipeline headless (train 30 s, predict, write masks, print metrics).
 demo: install
-	$(BIN)/napari-unet demo $(if $(DISPLAY),--view,)
+	$(BIN)/napari-unet demo $(if $(DISPLAY),--gui,)
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py

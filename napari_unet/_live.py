@@ -162,6 +162,10 @@ class LiveSession:
                 self.viewer, self.prediction_name, self.shape, self.transform, self.num_classes
             )
             self._prediction.events.paint.connect(self._on_prediction_painted)
+            if self.strokes_layer is not None:  # strokes stay drawn on top, and stay the layer painted on
+                layers = self.viewer.layers
+                layers.move(layers.index(self._prediction), layers.index(self.strokes_layer))
+                layers.selection.active = self.strokes_layer
         _layers.write_region(self._prediction, region, labels)
         self.previews_shown += 1
 

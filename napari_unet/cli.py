@@ -57,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--time-budget", type=float, default=30.0, help="training seconds (default 30)")
     demo.add_argument("--out", default="demo_output", help="folder for the model and masks (default demo_output)")
     _add_device(demo)
-    demo.add_argument("--view", action="store_true", help="open the result in napari afterwards")
+    demo.add_argument(
+        "--gui", action="store_true", help="instead: open napari with the sample and the trainer dock, training live"
+    )
     return parser
 
 
@@ -171,11 +173,25 @@ def _predict(args: argparse.Namespace) -> None:
     print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
 
 
+def _demo_gui(args: argparse.Namespace) -> None:
+    """napari with the sample data and the trainer dock, training started."""
+    import napari
+
+    viewer = napari.Viewer()
+    viewer.open_sample("napari-unet", f"nuclei_{args.dim}d")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
+    widget.train()
+    napari.run()
+
+
 def _demo(args: argparse.Namespace) -> None:
     from .core.io import write_array
     from .core.metrics import connected_instances, foreground_iou, instance_f1
     from .sample_data import nuclei_sample
 
+    if args.gui:
+        _demo_gui(args)
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sample = nuclei_sample(args.dim)
@@ -202,14 +218,6 @@ def _demo(args: argparse.Namespace) -> None:
         write_array(out / f"{name}.tif", array, sample.spacing)
     print(json.dumps(metrics))
     print(f"model, image, strokes and prediction written to {out}/")
-    if args.view:
-        import napari
-
-        viewer = napari.Viewer()
-        viewer.add_image(sample.image, name="nuclei", scale=sample.spacing)
-        viewer.add_labels(prediction.labels, name="nuclei prediction", scale=sample.spacing, opacity=0.4)
-        viewer.add_labels(sample.strokes, name="nuclei strokes", scale=sample.spacing)
-        napari.run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
