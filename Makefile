@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 # The CPU build of torch; on a CUDA workstation use e.g. `make TORCH=torch test` (or preinstall your own).
 TORCH ?= torch==2.13.0
 # GUI runs need a display: use xvfb-run when there is none and it is installed.
-XRUN := $(if $(DISPLAY),,$(shell command -v xvfb-run >/dev/null 2>&1 && echo xvfb-run -a -s "-screen 0 1600x1000x24"))
+XVFB_RUN := $(shell command -v xvfb-run 2>/dev/null)
+XRUN := $(if $(DISPLAY),,$(if $(XVFB_RUN),xvfb-run -a -s "-screen 0 1600x1000x24",))
 
 .PHONY: install test demo lint bench clean
 
