@@ -44,7 +44,9 @@ class TrainingJob:
         from napari.qt.threading import create_worker
 
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.worker = create_worker(self._run, image, strokes, dim, spacing, init, device, _start_thread=False)
+        self._inputs = {"image": image, "strokes": strokes, "dim": dim, "spacing": spacing, "init": init}
+        self._device = device
+        self.worker = create_worker(self._run, _start_thread=False)
 
     def send(self, message: Message) -> None:
         """Queue a message for the trainer; it is read after the current step (thread-safe)."""
@@ -64,15 +66,8 @@ class TrainingJob:
             except queue.Empty:
                 return messages
 
-    def _run(
-        self,
-        image: np.ndarray,
-        strokes: np.ndarray,
-        dim: int | None,
-        spacing: tuple[float, ...] | None,
-        init: Model | None,
-        device: str,
-    ) -> Generator[Report, None, Model]:
+    def _run(self) -> Generator[Report, None, Model]:
+        """The worker thread's generator: build the model, then relay reports and queued messages."""
         import torch
 
         from .core.api import prepare_model
@@ -80,8 +75,16 @@ class TrainingJob:
         from .core.training import train_steps
 
         torch.set_num_threads(_training_threads())
-        model, annotations = prepare_model(image, strokes, dim=dim, spacing=spacing, init=init)
-        loop = train_steps(model, image, annotations, TrainConfig(steps=None, time_budget=None, device=device))
+        image = self._inputs["image"]
+        model, annotations = prepare_model(
+            image,
+            self._inputs["strokes"],
+            dim=self._inputs["dim"],
+            spacing=self._inputs["spacing"],
+            init=self._inputs["init"],
+        )
+        config = TrainConfig(steps=None, time_budget=None, device=self._device)
+        loop = train_steps(model, image, annotations, config)
         received: list[Any] | None = None
         while True:
             try:
