@@ -55,10 +55,12 @@ def prediction_colormap(num_classes: int):
 def prediction_layer(
     viewer: napari.Viewer, name: str, shape: tuple[int, ...], transform: dict, num_classes: int
 ) -> Labels:
-    """The layer called ``name`` if it is there with the right shape, else a new one."""
+    """The layer called ``name`` if it is there with the right shape (recoloured for
+    ``num_classes``), else a new one."""
     if name in viewer.layers:
         layer = viewer.layers[name]
         if tuple(layer.data.shape) == tuple(shape):
+            layer.colormap = prediction_colormap(num_classes)
             return layer
         viewer.layers.remove(layer)
     return viewer.add_labels(
@@ -87,14 +89,23 @@ def painted_pixels(atoms: list) -> Iterator[tuple[tuple[np.ndarray, ...], np.nda
             yield indices, np.broadcast_to(np.asarray(values), indices[0].shape)
 
 
-def visible_region(layer: Image, shape: tuple[int, ...], depth: int) -> tuple[slice, ...]:
-    """The part of the data on screen: the displayed field of view, and ``depth`` planes around
-    the current one along the other axes (0 for a 2D model, a 3D model's context otherwise)."""
-    corners = np.asarray(layer.corner_pixels)[:, -len(shape) :]
+def visible_region(viewer: napari.Viewer, layer: Image, shape: tuple[int, ...], depth: int) -> tuple[slice, ...]:
+    """The part of ``layer``'s full-resolution data on screen: the displayed field of view, and on
+    the other axes the current plane with ``depth`` planes either side (a 3D model's context)."""
+    ndim = len(shape)
+    corners = np.asarray(layer.corner_pixels, float)
+    if layer.multiscale:  # corners are in the current level's pixels
+        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])
+    corners = corners[:, -ndim:]  # napari counts no RGB axis among a layer's dims
+    current = np.asarray(layer.world_to_data(viewer.dims.point))[-ndim:]
+    displayed = {axis - (viewer.dims.ndim - ndim) for axis in viewer.dims.displayed}
     region = []
     for axis, size in enumerate(shape):
-        low, high = int(corners[0, axis]), int(corners[1, axis])
-        if high - low <= 1:  # not displayed: the current plane, with context for 3D models
-            low, high = max(0, low - depth), min(size, low + depth + 1)
-        region.append(slice(max(0, low), min(size, max(high, low + 1))))
+        if axis in displayed:
+            low, high = int(corners[0, axis]), int(corners[1, axis]) + 1
+        else:
+            plane = int(np.clip(np.round(current[axis]), 0, size - 1))
+            low, high = plane - depth, plane + depth + 1
+        low, high = max(0, low), min(size, high)
+        region.append(slice(low, max(high, low + 1)))
     return tuple(region)

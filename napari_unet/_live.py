@@ -67,10 +67,14 @@ class LiveSession:
         self._tiles = self._tile_regions()
         self._next_tile = 0
         self._prediction: Labels | None = None
+        self._coloured_classes = self.num_classes
+        self.pause_requested = False
+        self.stop_requested = False
         worker = self.job.worker
         worker.yielded.connect(self._on_report)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_error)
+        worker.paused.connect(self._on_paused)
         strokes.events.paint.connect(self._on_strokes_painted)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         worker.start()
@@ -81,13 +85,24 @@ class LiveSession:
         return self.job.worker
 
     def stop(self) -> None:
-        """End after the current step; ``on_finished`` then gets the model."""
+        """End after the current step (also when paused); ``on_finished`` then gets the model."""
+        self.stop_requested = True
         self.job.stop()
         if self.worker.is_paused:
             self.worker.resume()
 
-    def toggle_pause(self) -> None:
-        self.worker.toggle_pause()
+    def toggle_pause(self) -> bool:
+        """Pause or resume; returns whether the session is now (being) paused."""
+        if self.pause_requested:
+            self.worker.resume()
+        else:
+            self.worker.pause()
+        self.pause_requested = not self.pause_requested
+        return self.pause_requested
+
+    def _on_paused(self) -> None:
+        if self.stop_requested:  # Stop came while the pause was on its way: finish anyway
+            self.worker.resume()
 
     def abort(self) -> None:
         """Quit now without a model (the dock or viewer is closing); no callback fires afterwards."""
@@ -96,6 +111,7 @@ class LiveSession:
             (worker.yielded, self._on_report),
             (worker.returned, self._on_returned),
             (worker.errored, self._on_error),
+            (worker.paused, self._on_paused),
         ):
             signal.disconnect(slot)
         self._disconnect()
@@ -151,7 +167,7 @@ class LiveSession:
         """Alternate: the region on screen, then the next tile of the rest of the image."""
         if self.previews_shown % 2 == 0 and self.image_layer is not None:
             depth = 0 if self.model_dim == 2 else 8
-            return _layers.visible_region(self.image_layer, self.shape, depth)
+            return _layers.visible_region(self.viewer, self.image_layer, self.shape, depth)
         region = self._tiles[self._next_tile % len(self._tiles)]
         self._next_tile += 1
         return region
@@ -162,10 +178,14 @@ class LiveSession:
                 self.viewer, self.prediction_name, self.shape, self.transform, self.num_classes
             )
             self._prediction.events.paint.connect(self._on_prediction_painted)
+            self._coloured_classes = self.num_classes
             if self.strokes_layer is not None:  # strokes stay drawn on top, and stay the layer painted on
                 layers = self.viewer.layers
                 layers.move(layers.index(self._prediction), layers.index(self.strokes_layer))
                 layers.selection.active = self.strokes_layer
+        if labels.max() > self._coloured_classes:  # a class painted during training: give it a colour
+            self._coloured_classes = max(self.num_classes, int(labels.max()))
+            self._prediction.colormap = _layers.prediction_colormap(self._coloured_classes)
         _layers.write_region(self._prediction, region, labels)
         self.previews_shown += 1
 

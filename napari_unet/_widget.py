@@ -6,6 +6,7 @@ napari thread workers.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,15 @@ if TYPE_CHECKING:
     from .core.model import Model
     from .core.training import Report
 
+
+def _abort_all(running: dict) -> None:
+    """Quit whatever still runs when the dock is destroyed (no reference to the dead widget)."""
+    if running["session"] is not None:
+        running["session"].abort()
+    if running["predict"] is not None:
+        running["predict"].quit()
+
+
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
 
 
@@ -39,8 +49,7 @@ class UNetTrainerWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.model: Model | None = None
-        self.session: LiveSession | None = None
-        self.predict_worker = None
+        self._running: dict = {"session": None, "predict": None}  # shared with the destroyed handler
 
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
@@ -89,6 +98,11 @@ class UNetTrainerWidget(QWidget):
         self.predict_button.clicked.connect(self.predict_all)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._reset_choices)
+        # closeEvent reaches only top-level windows: also stop workers when napari quits or the dock goes
+        from qtpy.QtWidgets import QApplication
+
+        QApplication.instance().aboutToQuit.connect(self.shutdown)
+        self.destroyed.connect(functools.partial(_abort_all, self._running))
         self._show_device()
         self._update_buttons()
 
@@ -148,8 +162,7 @@ class UNetTrainerWidget(QWidget):
 
     def toggle_pause(self) -> None:
         if self.session is not None:
-            self.session.toggle_pause()
-            self.pause_button.setText("Pause" if self.pause_button.text() == "Resume" else "Resume")
+            self.pause_button.setText("Resume" if self.session.toggle_pause() else "Pause")
 
     def stop(self) -> None:
         if self.session is not None:
@@ -231,7 +244,7 @@ class UNetTrainerWidget(QWidget):
             _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
             self.show_message(f"predicted {name} in {seconds:.1f} s")
 
-        self.predict_worker = create_worker(run, _start_thread=False)
+        self.predict_worker = create_worker(run, _start_thread=False, _ignore_errors=True)
         self.predict_worker.returned.connect(show)
         self.predict_worker.errored.connect(lambda error: self.show_message(f"prediction failed: {error}"))
         self.predict_worker.finished.connect(self._prediction_finished)
@@ -262,6 +275,22 @@ class UNetTrainerWidget(QWidget):
         self.load_button.setEnabled(not busy)
         self.predict_button.setEnabled(self.model is not None and not busy)
 
+    @property
+    def session(self) -> LiveSession | None:
+        return self._running["session"]
+
+    @session.setter
+    def session(self, value: LiveSession | None) -> None:
+        self._running["session"] = value
+
+    @property
+    def predict_worker(self):
+        return self._running["predict"]
+
+    @predict_worker.setter
+    def predict_worker(self, value) -> None:
+        self._running["predict"] = value
+
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
@@ -270,9 +299,6 @@ class UNetTrainerWidget(QWidget):
         """End any running worker and wait for it (the dock or the viewer is closing)."""
         from qtpy.QtCore import QThreadPool
 
-        if self.session is not None:
-            self.session.abort()
-            self.session = None
-        if self.predict_worker is not None:
-            self.predict_worker.quit()
+        _abort_all(self._running)
+        self.session = None
         QThreadPool.globalInstance().waitForDone(timeout_ms)

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from .core.training import Message, Report
 
 
+class TrainingFailed(Exception):
+    """Training broke off. superqt swallows a ``RuntimeError`` raised in a generator worker (no
+    ``errored`` signal follows), and most torch failures are ``RuntimeError`` s: they are re-raised
+    as this so the dock hears of them."""
+
+
 def _training_threads() -> int:
     """All cores but one, so the GUI keeps a core to itself."""
     return max(1, (os.cpu_count() or 2) - 1)
@@ -46,7 +52,7 @@ class TrainingJob:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._inputs = {"image": image, "strokes": strokes, "dim": dim, "spacing": spacing, "init": init}
         self._device = device
-        self.worker = create_worker(self._run, _start_thread=False)
+        self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
     def send(self, message: Message) -> None:
         """Queue a message for the trainer; it is read after the current step (thread-safe)."""
@@ -91,5 +97,7 @@ class TrainingJob:
                 report = loop.send(received)
             except StopIteration as finished:
                 return finished.value
+            except RuntimeError as error:
+                raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
             yield report
             received = self._drain() or None

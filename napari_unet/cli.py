@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -120,6 +121,10 @@ def _train(args: argparse.Namespace) -> None:
         raise UserInputError(f"{model_path} exists and is not a napari-unet model: choose a new --model path")
     if not model_path.parent.is_dir():
         raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
+    if not os.access(model_path.parent, os.W_OK):
+        raise UserInputError(f"folder {model_path.parent} is not writable: choose another --model path")
+    if args.batch_size < 1:
+        raise UserInputError("--batch-size must be at least 1")
     if args.steps is not None and args.steps < 1:
         raise UserInputError("--steps must be at least 1")
     if args.time_budget is not None and args.time_budget <= 0:
@@ -134,7 +139,7 @@ def _train(args: argparse.Namespace) -> None:
         time_budget=time_budget,
         dim=args.dim,
         spacing=args.spacing or image.spacing,
-        channel_axis=args.channel_axis,
+        channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
         init=args.init,
         device=args.device,
         seed=args.seed,
@@ -161,7 +166,7 @@ def _predict(args: argparse.Namespace) -> None:
     prediction = _predict_with_progress(
         model,
         image.data,
-        channel_axis=args.channel_axis,
+        channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
         probabilities=args.probabilities,
         device=args.device,
         tile_size=args.tile_size,

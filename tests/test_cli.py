@@ -210,3 +210,21 @@ def test_demo_runs_headless_and_reports_metrics(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "foreground_iou" in out and "instance_f1" in out
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {"model", "image.tif", "strokes.tif", "prediction.tif"}
+
+
+def test_bad_batch_size_exits_2(files, capsys):
+    code = main(
+        [
+            "train",
+            "--image",
+            str(files / "image.tif"),
+            "--labels",
+            str(files / "strokes.tif"),
+            "--model",
+            str(files / "m"),
+            "--batch-size",
+            "0",
+        ]
+    )
+    assert code == 2 and "--batch-size" in capsys.readouterr().err
+    assert not (files / "m").exists()

@@ -95,6 +95,12 @@ def train(
     """
     if steps is None and time_budget is None:
         raise UserInputError("give steps or time_budget, or training would never stop")
+    if steps is not None and steps < 1:
+        raise UserInputError(f"steps must be at least 1, got {steps}")
+    if time_budget is not None and time_budget <= 0:
+        raise UserInputError(f"the time budget must be positive, got {time_budget}")
+    if settings.get("batch_size", 1) < 1:
+        raise UserInputError(f"batch size must be at least 1, got {settings['batch_size']}")
     channels_first = as_channels_first(image, channel_axis)
     model, annotations = prepare_model(
         channels_first, labels, dim=dim, spacing=spacing, init=init, base_channels=base_channels, depth=depth

@@ -20,14 +20,26 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def recover_interrupted_swap(target: str | os.PathLike) -> None:
+    """Put back the previous ``target`` if a crash hit between the two renames of a directory swap."""
+    target = Path(target)
+    if target.exists():
+        return
+    leftovers = sorted(target.parent.glob(f"{_TMP_MARK}old-*-{target.name}"), key=lambda p: p.stat().st_mtime)
+    if leftovers:
+        os.replace(leftovers[-1], target)
+
+
 @contextlib.contextmanager
 def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path to write into; on success it replaces ``target``.
 
     On any exception the temporary is removed and ``target`` is untouched. Directories are
-    swapped with two renames (POSIX cannot replace a non-empty directory in one).
+    swapped with two renames (POSIX cannot replace a non-empty directory in one); should a crash
+    fall between them, :func:`recover_interrupted_swap` restores the previous one on the next use.
     """
     target = Path(target)
+    recover_interrupted_swap(target)
     tmp = target.with_name(f"{_TMP_MARK}{uuid.uuid4().hex[:8]}-{target.name}")
     try:
         yield tmp

@@ -93,6 +93,13 @@ def predict(
     """
     from .errors import UserInputError
 
+    if not 0 <= overlap < 1:
+        raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
+    sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
+    if any(int(t) < 1 for t in sizes):
+        raise UserInputError(f"tile size must be at least 1, got {tile_size}")
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     channels_first = as_channels_first(image, channel_axis)
     if channels_first.shape[0] != model.in_channels:
         raise UserInputError(

@@ -20,10 +20,12 @@ WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 
 @dataclass
 class ImageData:
-    """An image array and, when the file says so, its voxel size per axis."""
+    """An image array and what the file says about it: the voxel size per spatial axis, and
+    which axis holds channels (RGB PNG/JPEG, or a C axis in TIFF metadata)."""
 
     data: np.ndarray
     spacing: tuple[float, ...] | None = None
+    channel_axis: int | None = None
 
 
 def _suffix(path: Path) -> str:
@@ -35,15 +37,16 @@ def _read_tiff(path: Path) -> ImageData:
 
     with tifffile.TiffFile(path) as tif:
         data = tif.asarray()
+        axes = tif.series[0].axes.upper()
+        channel_axis = next((i for i, a in enumerate(axes) if a in "CS"), None) if len(axes) == data.ndim else None
         spacing = None
-        page = tif.pages.first
-        resolution = page.tags.get("XResolution")
-        if tif.imagej_metadata is not None and resolution is not None:
+        resolution = tif.pages.first.tags.get("XResolution")
+        if tif.imagej_metadata is not None and resolution is not None and len(axes) == data.ndim:
             numerator, denominator = resolution.value
             xy = denominator / numerator if numerator else 1.0
-            z = float(tif.imagej_metadata.get("spacing", 1.0))
-            spacing = (z, xy, xy)[-data.ndim :] if data.ndim in (2, 3) else None
-    return ImageData(data, spacing)
+            per_axis = {"Z": float(tif.imagej_metadata.get("spacing", 1.0)), "Y": xy, "X": xy}
+            spacing = tuple(per_axis[a] for a in axes if a in per_axis) or None
+    return ImageData(data, spacing, channel_axis)
 
 
 def _ome_multiscales(attrs: dict) -> list | None:
@@ -94,7 +97,8 @@ def read_image(path: str | os.PathLike) -> ImageData:
             return _read_zarr(path)
         from skimage.io import imread
 
-        return ImageData(np.asarray(imread(path)))
+        pixels = np.asarray(imread(path))
+        return ImageData(pixels, channel_axis=-1 if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) else None)
     except UserInputError:
         raise
     except Exception as error:  # each reader raises its own types for damaged files

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_target
+from .atomic import atomic_target, recover_interrupted_swap
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .errors import UserInputError
 from .network import UNet, pool_strides_for_spacing
@@ -94,6 +94,7 @@ class Model:
     def load(cls, path: str | os.PathLike) -> Model:
         """Read a model directory; every kind of damage is a one-line :class:`UserInputError`."""
         path = Path(path)
+        recover_interrupted_swap(path)
         if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise UserInputError(
                 f"{path} is not a napari-unet model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
@@ -110,7 +111,10 @@ class Model:
                 f"{path / WEIGHTS_FILE} is not a readable napari-unet checkpoint ({type(error).__name__}); "
                 "re-save or re-train the model"
             ) from None
-        network = UNet(config.network)
+        try:
+            network = UNet(config.network)
+        except (ValueError, TypeError, IndexError) as error:
+            raise UserInputError(f"{path / CONFIG_FILE} describes no valid network: {error}") from None
         if not isinstance(state, dict):
             raise UserInputError(f"{path / WEIGHTS_FILE} does not hold a state_dict; re-save the model")
         try:

@@ -12,12 +12,13 @@ def tile_starts(size: int, tile: int, overlap: float, multiple: int = 1) -> list
     """Start offsets covering ``[0, size)`` with windows of ``tile`` overlapping by about ``overlap``.
 
     Steps are multiples of ``multiple`` (the network's pooling factor), so tiles share the pooling
-    grid of a whole-image pass; the last tile is flush with the end.
+    grid of a whole-image pass (unless the tile is smaller than ``multiple``: then steps are one
+    tile, so the image is always covered); the last tile is flush with the end.
     """
     tile = min(tile, size)
     if tile >= size:
         return [0]
-    step = max(multiple, int(tile * (1 - overlap)) // multiple * multiple)
+    step = min(tile, max(multiple, int(tile * (1 - overlap)) // multiple * multiple))
     starts = list(range(0, size - tile, step))
     return [*starts, size - tile]
 

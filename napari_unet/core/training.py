@@ -86,9 +86,9 @@ def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
     base = settings.learning_rate
     warm = min(1.0, (step + 1) / WARMUP_STEPS)
     fractions = []
-    if settings.steps:
+    if settings.steps is not None:
         fractions.append(step / settings.steps)
-    if settings.time_budget:
+    if settings.time_budget is not None:
         fractions.append(elapsed / settings.time_budget)
     if not fractions:
         return base * warm
@@ -124,7 +124,9 @@ def train_steps(
     stop_requested = False
     while not stop_requested:
         elapsed = time.perf_counter() - start
-        if (settings.steps and step >= settings.steps) or (settings.time_budget and elapsed >= settings.time_budget):
+        steps_done = settings.steps is not None and step >= settings.steps
+        time_done = settings.time_budget is not None and elapsed >= settings.time_budget
+        if steps_done or time_done:
             break
         images, targets = sampler.sample(settings.batch_size)
         images_t = torch.from_numpy(images)

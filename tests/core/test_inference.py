@@ -74,3 +74,23 @@ def test_gaussian_weights_peak_in_the_middle_and_stay_positive():
     weights = gaussian_weights((1, 9, 12))
     assert weights.shape == (1, 9, 12) and weights.min() > 0
     assert weights[0, 4, 5] == pytest.approx(weights.max())
+
+
+def test_tiles_smaller_than_the_pooling_factor_still_cover_the_image(rng):
+    prediction = predict(_model(2), rng.random((37, 29)), probabilities=True, tile_size=4, device="cpu")
+    assert np.isfinite(prediction.probabilities).all()
+    assert np.allclose(prediction.probabilities.sum(0), 1, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"tile_size": 0}, "tile size"),
+        ({"overlap": 1.0}, "overlap"),
+        ({"overlap": -0.1}, "overlap"),
+        ({"batch_size": 0}, "batch size"),
+    ],
+)
+def test_bad_tiling_options_are_refused(rng, options, message):
+    with pytest.raises(UserInputError, match=message):
+        predict(_model(2), rng.random((20, 20)), device="cpu", **options)

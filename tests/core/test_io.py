@@ -38,7 +38,9 @@ def test_png_is_read(tmp_path, rng):
 
 def test_imagej_tiff_spacing_is_read(tmp_path):
     data = np.zeros((4, 8, 8), np.uint16)
-    tifffile.imwrite(tmp_path / "v.tif", data, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"spacing": 2.0})
+    tifffile.imwrite(
+        tmp_path / "v.tif", data, imagej=True, resolution=(1 / 0.5, 1 / 0.5), metadata={"spacing": 2.0, "axes": "ZYX"}
+    )
     assert read_image(tmp_path / "v.tif").spacing == (2.0, 0.5, 0.5)
 
 
@@ -97,3 +99,18 @@ def test_bad_output_paths_are_refused_before_writing(tmp_path):
     with pytest.raises(UserInputError, match="not a zarr store"):
         write_array(tmp_path / "folder.zarr", np.zeros((2, 2), np.uint8))
     assert (tmp_path / "folder.zarr" / "notes.txt").exists()
+
+
+def test_imagej_channels_are_not_mistaken_for_z(tmp_path):
+    data = np.zeros((2, 8, 8), np.uint16)
+    tifffile.imwrite(tmp_path / "c.tif", data, imagej=True, resolution=(2.0, 2.0), metadata={"axes": "CYX"})
+    image = read_image(tmp_path / "c.tif")
+    assert image.spacing == (0.5, 0.5) and image.channel_axis == 0
+
+
+def test_rgb_png_has_its_channel_axis(tmp_path, rng):
+    from skimage.io import imsave
+
+    imsave(tmp_path / "rgb.png", rng.integers(0, 255, (12, 10, 3)).astype(np.uint8))
+    image = read_image(tmp_path / "rgb.png")
+    assert image.data.shape == (12, 10, 3) and image.channel_axis == -1

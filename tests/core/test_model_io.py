@@ -134,3 +134,20 @@ def test_normalize_scales_percentiles_to_unit_range(model):
         1.002, abs=1e-3
     )
     assert np.allclose(normalized[1], (7.0 - 0.0) / 5.0)  # a flat channel falls back to the fitted range
+
+
+def test_a_crash_between_the_two_renames_is_recovered(tmp_path, model):
+    model.save(tmp_path / "m")
+    # what a crash right after moving the old model aside leaves behind
+    (tmp_path / "m").rename(tmp_path / ".napari-unet-tmp-old-1234abcd-m")
+    assert Model.load(tmp_path / "m").config == model.config
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_config_describing_an_impossible_network_is_a_clear_error(tmp_path, model):
+    path = model.save(tmp_path / "m")
+    config = json.loads((path / CONFIG_FILE).read_text())
+    config["network"]["depth"] = 0
+    (path / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(UserInputError):
+        Model.load(path)

@@ -104,3 +104,16 @@ def test_multichannel_training(nuclei_2d):
     image = np.stack([nuclei_2d.image, nuclei_2d.image[::-1]], axis=-1)
     model = train(image, nuclei_2d.strokes, channel_axis=-1, steps=2, time_budget=None, **FAST)
     assert model.in_channels == 2 and len(model.config.normalization.fitted) == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"steps": 0, "time_budget": None}, "steps"),
+        ({"time_budget": 0}, "time budget"),
+        ({"batch_size": 0}, "batch size"),
+    ],
+)
+def test_impossible_stop_conditions_are_refused(nuclei_2d, options, message):
+    with pytest.raises(UserInputError, match=message):
+        train(nuclei_2d.image, nuclei_2d.strokes, **options)

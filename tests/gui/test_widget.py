@@ -126,3 +126,49 @@ def test_new_strokes_layer_matches_the_image(make_napari_viewer):
     assert widget.strokes_combo.value is layer
     widget.train()
     assert widget.session is None and "nothing is painted" in widget.message.text()
+
+
+def test_visible_region_follows_the_current_plane(make_napari_viewer):
+    from napari_unet._layers import visible_region
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((30, 64, 80), np.float32))
+    viewer.dims.set_current_step(0, 17)
+    region = visible_region(viewer, layer, (30, 64, 80), depth=2)
+    assert region[0] == slice(15, 20)
+    assert region[1].stop == 64 and region[2].stop == 80  # the whole plane is on screen after reset_view
+
+
+def test_pause_then_stop_still_finishes(trainer, qtbot):
+    _, widget = trainer
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    widget.toggle_pause()
+    assert widget.pause_button.text() == "Resume"
+    widget.stop()  # before or after the worker has actually paused: it must still finish
+    qtbot.waitUntil(lambda: widget.session is None, timeout=5000)
+    assert widget.model is not None and session.worker.is_paused is False
+
+
+def test_a_training_failure_reaches_the_dock(trainer, qtbot, monkeypatch):
+    import napari_unet.core.training as training
+
+    def broken_loss(*args, **kwargs):
+        raise RuntimeError("simulated torch failure")
+
+    monkeypatch.setattr(training, "sparse_loss", broken_loss)
+    _, widget = trainer
+    _start(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+    assert "simulated torch failure" in widget.message.text()
+    assert widget.train_button.isEnabled()
+
+
+def test_closing_the_viewer_mid_training_ends_the_worker(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "nuclei_2d")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    with qtbot.waitSignal(session.worker.finished, timeout=5000):
+        viewer.close()
