@@ -172,3 +172,21 @@ def test_closing_the_viewer_mid_training_ends_the_worker(make_napari_viewer, qtb
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
     with qtbot.waitSignal(session.worker.finished, timeout=5000):
         viewer.close()
+
+
+def test_3d_sample_trains_a_3d_model_with_previews_on_the_current_plane(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "nuclei_3d")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
+    viewer.dims.set_current_step(0, 30)
+    try:
+        session = _start(qtbot, widget)
+        qtbot.waitUntil(lambda: session.previews_shown >= 1, timeout=TIMEOUT_MS)
+        prediction = viewer.layers["nuclei 3D prediction"]
+        assert tuple(prediction.scale) == (2.0, 1.0, 1.0)
+        written = np.flatnonzero(prediction.data.reshape(48, -1).any(1))
+        assert 30 in written and written.min() >= 30 - 8 and written.max() <= 30 + 8  # the plane on screen first
+        _stop(qtbot, widget)
+        assert widget.model.dim == 3
+    finally:
+        widget.shutdown()
