@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -65,6 +66,8 @@ class UNetTrainerWidget(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.loss_plot = LossPlot()
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(200)
 
         form = QFormLayout()
         form.addRow("Image", self.image_combo.native)
@@ -234,9 +237,18 @@ class UNetTrainerWidget(QWidget):
             return
         shape, transform, name = _layers.spatial_shape(image), _layers._spatial_transform(image), image.name
 
+        progress = {"done": 0, "total": 0}  # written by the worker, read by the timer below
+
+        def record(done: int, total: int) -> None:
+            progress["done"], progress["total"] = done, total
+
         def run():
             started = time.perf_counter()
-            return predict(model, pixels, channel_axis=0).labels, time.perf_counter() - started
+            return predict(model, pixels, channel_axis=0, progress=record).labels, time.perf_counter() - started
+
+        def show_progress() -> None:
+            if progress["total"]:
+                self.status.setText(f"predicting {name}: {progress['done']}/{progress['total']} tiles")
 
         def show(result) -> None:
             labels, seconds = result
@@ -248,11 +260,15 @@ class UNetTrainerWidget(QWidget):
         self.predict_worker.returned.connect(show)
         self.predict_worker.errored.connect(lambda error: self.show_message(f"prediction failed: {error}"))
         self.predict_worker.finished.connect(self._prediction_finished)
+        self._progress_timer.timeout.connect(show_progress)
+        self._progress_timer.start()
         self.show_message(f"predicting {name}…")
         self.predict_worker.start()
         self._update_buttons()
 
     def _prediction_finished(self) -> None:
+        self._progress_timer.stop()
+        self._progress_timer.timeout.disconnect()
         self.predict_worker = None
         self._update_buttons()
 
