@@ -97,6 +97,77 @@ def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
     return base * warm * cosine
 
 
+class _Run:
+    """The state of one training run: network, optimiser, sampler and pending requests."""
+
+    def __init__(self, model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig) -> None:
+        self.model, self.settings = model, settings
+        self.device = resolve_device(settings.device)
+        rng = np.random.default_rng(settings.seed)
+        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        self.normalized = model.normalize(image)
+        self.spatial = self.normalized.shape[1:]
+        self.extra_axes = len(self.spatial) - model.dim
+        self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
+        self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
+        self._new_optimizer()
+        self.preview_region: tuple[slice, ...] | None = None
+        self.preview_wanted = self.stop_requested = False
+
+    def _new_optimizer(self) -> None:
+        self.network = self.model.network.to(self.device).train()
+        self.optimizer = torch.optim.AdamW(
+            self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
+        )
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes on the device."""
+        images, targets = self.sampler.sample(self.settings.batch_size)
+        images_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets)
+        if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
+            images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
+            targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + self.extra_axes :])
+        if self.settings.augment:
+            images_t, targets_t = augment(images_t, targets_t, self.generator, self.settings.elastic_probability)
+        return images_t.to(self.device, non_blocking=True), targets_t.to(self.device, non_blocking=True)
+
+    def step(self, learning_rate: float) -> float:
+        """One optimiser step; returns the loss."""
+        images, targets = self._batch()
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        settings = self.settings
+        loss = sparse_loss(self.network(images), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def preview(self) -> Preview | None:
+        """The requested region's prediction, if one was asked for since the last report."""
+        if not self.preview_wanted:
+            return None
+        self.preview_wanted = False
+        region = self.preview_region or tuple(slice(0, s) for s in self.spatial)
+        probabilities = predict_normalized(self.model, self.normalized[(slice(None), *region)], device=self.device)
+        self.network.train()
+        return Preview(region, (probabilities.argmax(0) + 1).astype(np.uint8))
+
+    def receive(self, message: Message | None) -> None:
+        if isinstance(message, NewAnnotations):
+            annotations = check_annotations(np.array(message.annotations, copy=True), self.spatial)
+            if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
+                self.model.grow_to(int(annotations.max()))
+                self._new_optimizer()
+            self.sampler.update(annotations)
+        elif isinstance(message, PreviewRequest):
+            self.preview_region, self.preview_wanted = message.region, True
+        elif isinstance(message, StopTraining):
+            self.stop_requested = True
+
+
 def train_steps(
     model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
 ) -> Generator[Report, Message | Sequence[Message] | None, Model]:
@@ -106,84 +177,32 @@ def train_steps(
     1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
     """
-    device = resolve_device(settings.device)
-    rng = np.random.default_rng(settings.seed)
-    generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
-    if settings.seed is not None:
-        torch.manual_seed(settings.seed)
-    normalized = model.normalize(image)
-    spatial = normalized.shape[1:]
-    extra_axes = len(spatial) - model.dim
-    patch = tuple(settings.patch_size) if settings.patch_size else default_patch_size(model, spatial)
-    sampler = PatchSampler(normalized, annotations, patch, rng)
-    network = model.network.to(device).train()
-    optimizer = torch.optim.AdamW(network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    preview_region: tuple[slice, ...] | None = None
-    preview_wanted = False
-    step, loss_value, start = 0, float("nan"), time.perf_counter()
-    stop_requested = False
-    while not stop_requested:
+    run = _Run(model, image, annotations, settings)
+    step, loss, start = 0, float("nan"), time.perf_counter()
+    while not run.stop_requested:
         elapsed = time.perf_counter() - start
         steps_done = settings.steps is not None and step >= settings.steps
         time_done = settings.time_budget is not None and elapsed >= settings.time_budget
         if steps_done or time_done:
             break
-        images, targets = sampler.sample(settings.batch_size)
-        images_t = torch.from_numpy(images)
-        targets_t = torch.from_numpy(targets)
-        if extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
-            images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + extra_axes :])
-            targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + extra_axes :])
-        if settings.augment:
-            images_t, targets_t = augment(images_t, targets_t, generator, settings.elastic_probability)
-        images_t = images_t.to(device, non_blocking=True)
-        targets_t = targets_t.to(device, non_blocking=True)
         learning_rate = _learning_rate(settings, step, elapsed)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate
-        loss = sparse_loss(
-            network(images_t), targets_t, images_t, settings.smoothness_weight, settings.smoothness_sigma
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss = run.step(learning_rate)
         step += 1
-        loss_value = float(loss.detach())
         elapsed = time.perf_counter() - start
-        preview = None
-        if preview_wanted:
-            region = preview_region or tuple(slice(0, s) for s in spatial)
-            probabilities = predict_normalized(model, normalized[(slice(None), *region)], device=device)
-            network.train()
-            preview = Preview(region, (probabilities.argmax(0) + 1).astype(np.uint8))
-            preview_wanted = False
-        received = yield Report(
-            step, loss_value, elapsed, step / max(elapsed, 1e-9), learning_rate, str(device), preview
-        )
+        report = Report(step, loss, elapsed, step / max(elapsed, 1e-9), learning_rate, str(run.device), run.preview())
+        received = yield report
         for message in received if isinstance(received, (list, tuple)) else [received]:
-            if isinstance(message, NewAnnotations):
-                annotations = check_annotations(np.array(message.annotations, copy=True), spatial)
-                if annotations.max() > model.num_classes:  # a new class was painted: widen the output layer
-                    model.grow_to(int(annotations.max()))
-                    network = model.network.to(device).train()
-                    optimizer = torch.optim.AdamW(
-                        network.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-                    )
-                sampler.update(annotations)
-            elif isinstance(message, PreviewRequest):
-                preview_region, preview_wanted = message.region, True
-            elif isinstance(message, StopTraining):
-                stop_requested = True
-    network.eval()
+            run.receive(message)
+    run.network.eval()
     model.config.history.append(
         {
             "steps": step,
             "seconds": round(time.perf_counter() - start, 3),
-            "final_loss": loss_value,
-            "device": str(device),
-            "patch_size": list(patch),
+            "final_loss": loss,
+            "device": str(run.device),
+            "patch_size": list(run.patch),
             "batch_size": settings.batch_size,
-            "painted_voxels": {str(k): len(v) for k, v in sampler.voxels_by_class.items()},
+            "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
         }
     )
     return model

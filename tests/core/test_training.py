@@ -55,7 +55,7 @@ def test_new_strokes_are_used_without_restarting(nuclei_2d):
     loop.send(NewAnnotations(more))
     more[:3, :3] = 0  # the trainer keeps its own copy
     report = next(loop)
-    assert loop.gi_frame.f_locals["sampler"].classes == [1, 2, 3]
+    assert loop.gi_frame.f_locals["run"].sampler.classes == [1, 2, 3]
     assert np.isfinite(report.loss)
     assert model.num_classes == 3 and model.network.head.out_channels == 3
 
