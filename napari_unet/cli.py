@@ -69,6 +69,7 @@ def _progress_bar(total: float, unit: str, description: str):
 
     return tqdm(
         total=total,
+        mininterval=0.5,
         unit=unit,
         desc=description,
         leave=False,
@@ -88,7 +89,9 @@ def _train_with_progress(image, labels, *, steps, time_budget, **kwargs):
             bars.append(_progress_bar(steps if by_steps else time_budget, "steps" if by_steps else "s", "training"))
         bar = bars[0]
         bar.n = report.step if by_steps else min(report.elapsed, time_budget)
-        bar.set_postfix_str(f"step {report.step}, loss {report.loss:.3f}, {report.steps_per_second:.1f} steps/s")
+        status = f"step {report.step}, loss {report.loss:.3f}, {report.steps_per_second:.1f} steps/s"
+        bar.set_postfix_str(status, refresh=False)
+        bar.update(0)  # redraws at most every `mininterval` seconds
 
     try:
         return train(image, labels, steps=steps, time_budget=time_budget, callback=update, **kwargs)
