@@ -101,7 +101,8 @@ class LiveSession:
         return self.pause_requested
 
     def _on_paused(self) -> None:
-        if self.stop_requested:  # Stop came while the pause was on its way: finish anyway
+        # Stop, or Resume, came while the pause was on its way (superqt's resume() then did nothing)
+        if self.stop_requested or not self.pause_requested:
             self.worker.resume()
 
     def abort(self) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
@@ -258,13 +258,16 @@ class UNetTrainerWidget(QWidget):
 
         self.predict_worker = create_worker(run, _start_thread=False, _ignore_errors=True)
         self.predict_worker.returned.connect(show)
-        self.predict_worker.errored.connect(lambda error: self.show_message(f"prediction failed: {error}"))
+        self.predict_worker.errored.connect(self._prediction_failed)
         self.predict_worker.finished.connect(self._prediction_finished)
         self._progress_timer.timeout.connect(show_progress)
         self._progress_timer.start()
         self.show_message(f"predicting {name}…")
         self.predict_worker.start()
         self._update_buttons()
+
+    def _prediction_failed(self, error: Exception) -> None:
+        self.show_message(f"prediction failed: {error}")
 
     def _prediction_finished(self) -> None:
         self._progress_timer.stop()
@@ -310,6 +313,12 @@ class UNetTrainerWidget(QWidget):
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
+
+    def changeEvent(self, event) -> None:
+        """The dock's × only unparents the widget (napari keeps it alive): stop training then."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.shutdown()
+        super().changeEvent(event)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """End any running worker and wait for it (the dock or the viewer is closing)."""

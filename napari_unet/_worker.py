@@ -74,6 +74,12 @@ class TrainingJob:
 
     def _run(self) -> Generator[Report, None, Model]:
         """The worker thread's generator: build the model, then relay reports and queued messages."""
+        try:
+            return (yield from self._train())
+        except RuntimeError as error:
+            raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+
+    def _train(self) -> Generator[Report, None, Model]:
         import torch
 
         from .core.api import prepare_model
@@ -97,7 +103,5 @@ class TrainingJob:
                 report = loop.send(received)
             except StopIteration as finished:
                 return finished.value
-            except RuntimeError as error:
-                raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
             yield report
             received = self._drain() or None

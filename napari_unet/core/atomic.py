@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -20,14 +21,21 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
+def interrupted_swap_leftover(target: str | os.PathLike) -> Path | None:
+    """The previous ``target`` set aside by a directory swap that a crash cut short, if any."""
+    target = Path(target)
+    if target.exists() or not target.parent.is_dir():
+        return None
+    pattern = re.compile(rf"{re.escape(_TMP_MARK)}old-[0-9a-f]{{8}}-{re.escape(target.name)}")
+    leftovers = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name)]
+    return max(leftovers, key=lambda p: p.stat().st_mtime) if leftovers else None
+
+
 def recover_interrupted_swap(target: str | os.PathLike) -> None:
     """Put back the previous ``target`` if a crash hit between the two renames of a directory swap."""
-    target = Path(target)
-    if target.exists():
-        return
-    leftovers = sorted(target.parent.glob(f"{_TMP_MARK}old-*-{target.name}"), key=lambda p: p.stat().st_mtime)
-    if leftovers:
-        os.replace(leftovers[-1], target)
+    leftover = interrupted_swap_leftover(target)
+    if leftover is not None:
+        os.replace(leftover, target)
 
 
 @contextlib.contextmanager

@@ -32,20 +32,39 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def _tiff_channel_axis(tif, ndim: int) -> int | None:
+    """The channel axis only where the file states it: a ``C`` in axes written by the writer
+    (tifffile shaped metadata, or an ImageJ hyperstack with both channels and slices), or RGB(A)
+    samples stored last. tifffile's own guesses for unlabelled stacks (``SYX``, ``CYX``) are ignored."""
+    axes = tif.series[0].axes.upper()
+    stated = None
+    if tif.shaped_metadata and "axes" in tif.shaped_metadata[0]:
+        stated = tif.shaped_metadata[0]["axes"].upper()
+    elif (
+        tif.imagej_metadata and tif.imagej_metadata.get("channels", 1) > 1 and tif.imagej_metadata.get("slices", 1) > 1
+    ):
+        stated = axes
+    if stated is not None and len(stated) == ndim and "C" in stated:
+        return stated.index("C")
+    if len(axes) == ndim and axes.endswith("S"):
+        return ndim - 1
+    return None
+
+
 def _read_tiff(path: Path) -> ImageData:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         data = tif.asarray()
-        axes = tif.series[0].axes.upper()
-        channel_axis = next((i for i, a in enumerate(axes) if a in "CS"), None) if len(axes) == data.ndim else None
+        channel_axis = _tiff_channel_axis(tif, data.ndim)
         spacing = None
         resolution = tif.pages.first.tags.get("XResolution")
-        if tif.imagej_metadata is not None and resolution is not None and len(axes) == data.ndim:
+        spatial_ndim = data.ndim - (channel_axis is not None)
+        if tif.imagej_metadata is not None and resolution is not None and spatial_ndim in (2, 3):
             numerator, denominator = resolution.value
             xy = denominator / numerator if numerator else 1.0
-            per_axis = {"Z": float(tif.imagej_metadata.get("spacing", 1.0)), "Y": xy, "X": xy}
-            spacing = tuple(per_axis[a] for a in axes if a in per_axis) or None
+            z = float(tif.imagej_metadata.get("spacing", 1.0))
+            spacing = (z, xy, xy)[-spatial_ndim:]
     return ImageData(data, spacing, channel_axis)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_target, recover_interrupted_swap
+from .atomic import atomic_target, interrupted_swap_leftover
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .errors import UserInputError
 from .network import UNet, pool_strides_for_spacing
@@ -94,7 +94,12 @@ class Model:
     def load(cls, path: str | os.PathLike) -> Model:
         """Read a model directory; every kind of damage is a one-line :class:`UserInputError`."""
         path = Path(path)
-        recover_interrupted_swap(path)
+        leftover = interrupted_swap_leftover(path)
+        if leftover is not None:
+            raise UserInputError(
+                f"{path} is missing but an interrupted save left its previous version in {leftover}: "
+                f"rename that folder to {path.name} (saving the model again also restores it)"
+            )
         if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
             raise UserInputError(
                 f"{path} is not a napari-unet model directory (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "

@@ -101,11 +101,25 @@ def test_bad_output_paths_are_refused_before_writing(tmp_path):
     assert (tmp_path / "folder.zarr" / "notes.txt").exists()
 
 
-def test_imagej_channels_are_not_mistaken_for_z(tmp_path):
-    data = np.zeros((2, 8, 8), np.uint16)
-    tifffile.imwrite(tmp_path / "c.tif", data, imagej=True, resolution=(2.0, 2.0), metadata={"axes": "CYX"})
-    image = read_image(tmp_path / "c.tif")
-    assert image.spacing == (0.5, 0.5) and image.channel_axis == 0
+@pytest.mark.parametrize(
+    ("shape", "options", "channel_axis", "spacing"),
+    [
+        ((3, 8, 8), {}, None, None),  # a 3-plane stack with no metadata stays a volume
+        ((5, 8, 8), {"imagej": True, "resolution": (2.0, 2.0)}, None, (1.0, 0.5, 0.5)),
+        ((2, 8, 8), {"metadata": {"axes": "CYX"}}, 0, None),  # axes stated by the writer
+        (
+            (3, 2, 8, 8),
+            {"imagej": True, "resolution": (2.0, 2.0), "metadata": {"axes": "ZCYX", "spacing": 3.0}},
+            1,
+            (3.0, 0.5, 0.5),
+        ),
+        ((8, 8, 3), {}, 2, None),  # RGB samples
+    ],
+)
+def test_tiff_channel_axis_only_where_the_file_states_it(tmp_path, shape, options, channel_axis, spacing):
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros(shape, np.uint8 if shape[-1] == 3 else np.uint16), **options)
+    image = read_image(tmp_path / "t.tif")
+    assert image.channel_axis == channel_axis and image.spacing == spacing
 
 
 def test_rgb_png_has_its_channel_axis(tmp_path, rng):

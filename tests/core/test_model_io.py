@@ -138,10 +138,16 @@ def test_normalize_scales_percentiles_to_unit_range(model):
 
 def test_a_crash_between_the_two_renames_is_recovered(tmp_path, model):
     model.save(tmp_path / "m")
-    # what a crash right after moving the old model aside leaves behind
+    model.save(tmp_path / "my-m")
+    # what a crash right after moving the old models aside leaves behind
     (tmp_path / "m").rename(tmp_path / ".napari-unet-tmp-old-1234abcd-m")
-    assert Model.load(tmp_path / "m").config == model.config
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+    (tmp_path / "my-m").rename(tmp_path / ".napari-unet-tmp-old-5678abcd-my-m")
+    with pytest.raises(UserInputError, match="interrupted save"):
+        Model.load(tmp_path / "m")  # loading only reads: it names the leftover
+    model.config.history.append({"steps": 9})
+    model.save(tmp_path / "m")  # the next save puts the old one back, then replaces it
+    assert Model.load(tmp_path / "m").config.history[-1] == {"steps": 9}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".napari-unet-tmp-old-5678abcd-my-m", "m"]
 
 
 def test_config_describing_an_impossible_network_is_a_clear_error(tmp_path, model):

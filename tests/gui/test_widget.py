@@ -190,3 +190,38 @@ def test_3d_sample_trains_a_3d_model_with_previews_on_the_current_plane(make_nap
         assert widget.model.dim == 3
     finally:
         widget.shutdown()
+
+
+def test_closing_the_dock_mid_training_ends_the_worker(trainer, qtbot):
+    viewer, widget = trainer
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    dock = next(d for d in viewer.window.dock_widgets.values() if d is widget)
+    with qtbot.waitSignal(session.worker.finished, timeout=5000):
+        viewer.window.remove_dock_widget(dock)
+    assert widget.session is None
+
+
+def test_pause_then_resume_keeps_training(trainer, qtbot):
+    _, widget = trainer
+    _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    widget.toggle_pause()
+    widget.toggle_pause()  # resumed before the worker had even paused
+    assert widget.pause_button.text() == "Pause"
+    steps = len(widget.loss_plot.losses)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= steps + 5, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+
+
+def test_a_failure_while_preparing_reaches_the_dock(trainer, qtbot, monkeypatch):
+    import napari_unet.core.api as api
+
+    def broken_prepare(*args, **kwargs):
+        raise RuntimeError("simulated failure before the first step")
+
+    monkeypatch.setattr(api, "prepare_model", broken_prepare)
+    _, widget = trainer
+    _start(qtbot, widget)
+    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+    assert "before the first step" in widget.message.text() and widget.train_button.isEnabled()
