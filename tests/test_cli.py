@@ -21,6 +21,13 @@ def files(tmp_path, nuclei_2d):
     return tmp_path
 
 
+def _train(files, *extra):
+    """``napari-unet train`` on the fixture files, with ``extra`` arguments; returns the exit code."""
+    return main(
+        ["train", "--image", str(files / "image.tif"), "--labels", str(files / "strokes.tif"), *map(str, extra)]
+    )
+
+
 def _snapshot(folder):
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
@@ -67,9 +74,8 @@ def test_train_then_predict_with_the_console_script(files):
 
 
 def test_fine_tune_from_a_model(files):
-    base = ["train", "--image", str(files / "image.tif"), "--labels", str(files / "strokes.tif"), "--steps", "2"]
-    assert main([*base, "--model", str(files / "a")]) == 0
-    assert main([*base, "--model", str(files / "b"), "--init", str(files / "a"), "--time-budget", "0.5"]) == 0
+    assert _train(files, "--steps", 2, "--model", files / "a") == 0
+    assert _train(files, "--steps", 2, "--model", files / "b", "--init", files / "a", "--time-budget", 0.5) == 0
     assert (files / "b" / "config.json").exists()
 
 
@@ -136,22 +142,7 @@ def test_missing_files_and_damaged_models_exit_2(files, capsys):
 
 
 def test_truncated_weights_exit_2_without_traceback(files):
-    assert (
-        main(
-            [
-                "train",
-                "--image",
-                str(files / "image.tif"),
-                "--labels",
-                str(files / "strokes.tif"),
-                "--model",
-                str(files / "m"),
-                "--steps",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert _train(files, "--model", files / "m", "--steps", 1) == 0
     weights = files / "m" / "weights.pt"
     weights.write_bytes(weights.read_bytes()[:100])
     done = subprocess.run(
@@ -175,22 +166,7 @@ def test_truncated_weights_exit_2_without_traceback(files):
 
 
 def test_bad_output_path_is_refused_before_predicting(files, capsys):
-    assert (
-        main(
-            [
-                "train",
-                "--image",
-                str(files / "image.tif"),
-                "--labels",
-                str(files / "strokes.tif"),
-                "--model",
-                str(files / "m"),
-                "--steps",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert _train(files, "--model", files / "m", "--steps", 1) == 0
     code = main(
         [
             "predict",
@@ -213,18 +189,6 @@ def test_demo_runs_headless_and_reports_metrics(tmp_path, capsys):
 
 
 def test_bad_batch_size_exits_2(files, capsys):
-    code = main(
-        [
-            "train",
-            "--image",
-            str(files / "image.tif"),
-            "--labels",
-            str(files / "strokes.tif"),
-            "--model",
-            str(files / "m"),
-            "--batch-size",
-            "0",
-        ]
-    )
+    code = _train(files, "--model", files / "m", "--batch-size", 0)
     assert code == 2 and "--batch-size" in capsys.readouterr().err
     assert not (files / "m").exists()

@@ -150,18 +150,22 @@ def test_pause_then_stop_still_finishes(trainer, qtbot):
     assert widget.model is not None and session.worker.is_paused is False
 
 
-def test_a_training_failure_reaches_the_dock(trainer, qtbot, monkeypatch):
-    import napari_unet.core.training as training
+@pytest.mark.parametrize(
+    ("module", "function", "message"),
+    [
+        ("napari_unet.core.training", "sparse_loss", "simulated failure during a step"),
+        ("napari_unet.core.api", "prepare_model", "simulated failure before the first step"),
+    ],
+)
+def test_a_training_failure_reaches_the_dock(trainer, qtbot, monkeypatch, module, function, message):
+    def broken(*args, **kwargs):
+        raise RuntimeError(message)  # what torch raises on out-of-memory or a shape error
 
-    def broken_loss(*args, **kwargs):
-        raise RuntimeError("simulated torch failure")
-
-    monkeypatch.setattr(training, "sparse_loss", broken_loss)
+    monkeypatch.setattr(f"{module}.{function}", broken)
     _, widget = trainer
     _start(qtbot, widget)
     qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
-    assert "simulated torch failure" in widget.message.text()
-    assert widget.train_button.isEnabled()
+    assert message in widget.message.text() and widget.train_button.isEnabled()
 
 
 def test_closing_the_viewer_mid_training_ends_the_worker(make_napari_viewer, qtbot):
@@ -212,16 +216,3 @@ def test_pause_then_resume_keeps_training(trainer, qtbot):
     steps = len(widget.loss_plot.losses)
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= steps + 5, timeout=TIMEOUT_MS)
     _stop(qtbot, widget)
-
-
-def test_a_failure_while_preparing_reaches_the_dock(trainer, qtbot, monkeypatch):
-    import napari_unet.core.api as api
-
-    def broken_prepare(*args, **kwargs):
-        raise RuntimeError("simulated failure before the first step")
-
-    monkeypatch.setattr(api, "prepare_model", broken_prepare)
-    _, widget = trainer
-    _start(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
-    assert "before the first step" in widget.message.text() and widget.train_button.isEnabled()
