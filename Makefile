@@ -31,8 +31,10 @@ lint: install
 demo: install
 	$(BIN)/napari-unet demo $(if $(DISPLAY),--gui,)
 
+# Benchmarks print JSON; record results in docs/benchmarks.md with device, date and command.
 bench: install
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/quality.py
+	$(XRUN) $(BIN)/python benchmarks/gui_responsiveness.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
