@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
     train.add_argument("--spacing", type=float, nargs="+", help="voxel size per spatial axis, e.g. 2 1 1 for ZYX")
-    train.add_argument("--batch-size", type=int, default=8, help="patches per step (default 8)")
+    train.add_argument("--batch-size", type=int, help="patches per step (default 8 in 2D, 4 in 3D)")
 
     predict = commands.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument("--model", required=True, help="model directory")
@@ -126,7 +126,7 @@ def _train(args: argparse.Namespace) -> None:
         raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
     if not os.access(model_path.parent, os.W_OK):
         raise UserInputError(f"folder {model_path.parent} is not writable: choose another --model path")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError("--batch-size must be at least 1")
     if args.steps is not None and args.steps < 1:
         raise UserInputError("--steps must be at least 1")

@@ -99,7 +99,7 @@ def train(
         raise UserInputError(f"steps must be at least 1, got {steps}")
     if time_budget is not None and time_budget <= 0:
         raise UserInputError(f"the time budget must be positive, got {time_budget}")
-    if settings.get("batch_size", 1) < 1:
+    if settings.get("batch_size") is not None and settings["batch_size"] < 1:
         raise UserInputError(f"batch size must be at least 1, got {settings['batch_size']}")
     channels_first = as_channels_first(image, channel_axis)
     model, annotations = prepare_model(

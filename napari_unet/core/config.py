@@ -61,12 +61,12 @@ class TrainConfig:
     """Settings of one training run; ``steps`` and ``time_budget`` (seconds) both stop it.
 
     ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0 turns it
-    off).
+    off). ``batch_size`` None means the default for the model (8 patches in 2D, 4 in 3D).
     """
 
     steps: int | None = None
     time_budget: float | None = 60.0
-    batch_size: int = 8
+    batch_size: int | None = None
     patch_size: list[int] | None = None
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4

@@ -81,6 +81,11 @@ def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
     return tuple(min(p, s) for p, s in zip(patch, spatial))
 
 
+def default_batch_size(model: Model) -> int:
+    """8 patches in 2D, 4 in 3D: with sparse strokes, more (smaller) steps beat bigger batches in 3D."""
+    return 8 if model.dim == 2 else 4
+
+
 def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
     """Linear warm-up, then cosine decay over whichever horizon (steps or seconds) is known."""
     base = settings.learning_rate
@@ -111,6 +116,7 @@ class _Run:
         self.spatial = self.normalized.shape[1:]
         self.extra_axes = len(self.spatial) - model.dim
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
+        self.batch_size = settings.batch_size or default_batch_size(model)
         self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
         self._new_optimizer()
         self.preview_region: tuple[slice, ...] | None = None
@@ -124,7 +130,7 @@ class _Run:
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes on the device."""
-        images, targets = self.sampler.sample(self.settings.batch_size)
+        images, targets = self.sampler.sample(self.batch_size)
         images_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets)
         if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
             images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
@@ -201,7 +207,7 @@ def train_steps(
             "final_loss": loss,
             "device": str(run.device),
             "patch_size": list(run.patch),
-            "batch_size": settings.batch_size,
+            "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
         }
     )

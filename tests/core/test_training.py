@@ -117,3 +117,9 @@ def test_multichannel_training(nuclei_2d):
 def test_impossible_stop_conditions_are_refused(nuclei_2d, options, message):
     with pytest.raises(UserInputError, match=message):
         train(nuclei_2d.image, nuclei_2d.strokes, **options)
+
+
+def test_default_batch_size_depends_on_the_network(nuclei_2d, nuclei_3d):
+    two_d = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, time_budget=None, device="cpu")
+    three_d = train(nuclei_3d.image, nuclei_3d.strokes, spacing=nuclei_3d.spacing, steps=1, time_budget=None)
+    assert two_d.config.history[-1]["batch_size"] == 8 and three_d.config.history[-1]["batch_size"] == 4
