@@ -27,7 +27,8 @@ def spatial_shape(layer: Image) -> tuple[int, ...]:
     return shape[:-1] if layer.rgb else shape
 
 
-def _spatial_transform(layer: Image) -> dict:
+def spatial_transform(layer: Image) -> dict:
+    """The image's scale and translate on its spatial axes, for layers on the same grid."""
     ndim = len(spatial_shape(layer))
     return {"scale": tuple(layer.scale[-ndim:]), "translate": tuple(layer.translate[-ndim:])}
 
@@ -35,7 +36,7 @@ def _spatial_transform(layer: Image) -> dict:
 def new_strokes_layer(viewer: napari.Viewer, image: Image) -> Labels:
     """An empty strokes layer on ``image``'s grid: paint 1 for background, 2.. for objects."""
     layer = viewer.add_labels(
-        np.zeros(spatial_shape(image), np.uint8), name=f"{image.name} strokes", **_spatial_transform(image)
+        np.zeros(spatial_shape(image), np.uint8), name=f"{image.name} strokes", **spatial_transform(image)
     )
     layer.selected_label = 2
     layer.mode = "paint"

@@ -49,7 +49,7 @@ class LiveSession:
         self.image_layer: Image | None = image
         self.strokes_layer: Labels | None = strokes
         self.shape = _layers.spatial_shape(image)
-        self.transform = _layers._spatial_transform(image)
+        self.transform = _layers.spatial_transform(image)
         self.prediction_name = f"{image.name} prediction"
         self.on_report, self.on_message, self.on_finished = on_report, on_message, on_finished
         pixels = _layers.image_array(image)

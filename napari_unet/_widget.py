@@ -235,7 +235,7 @@ class UNetTrainerWidget(QWidget):
         if pixels.shape[0] != model.in_channels:
             self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {pixels.shape[0]}")
             return
-        shape, transform, name = _layers.spatial_shape(image), _layers._spatial_transform(image), image.name
+        shape, transform, name = _layers.spatial_shape(image), _layers.spatial_transform(image), image.name
 
         progress = {"done": 0, "total": 0}  # written by the worker, read by the timer below
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .devices import resolve_device
+from .errors import UserInputError
 from .model import Model
 from .tiling import gaussian_weights, tile_boxes
 from .validation import as_channels_first, check_spatial_ndim
@@ -33,6 +34,11 @@ def window_shape(model: Model, spatial: Sequence[int], tile_size: int | Sequence
     if len(spatial) > model.dim:
         tile = [1] * (len(spatial) - model.dim) + tile
     return tuple(min(t, s) for t, s in zip(tile, spatial))
+
+
+def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """``(K, *spatial)`` probabilities → uint8 labels in annotation values (1 = background, 2..K)."""
+    return (probabilities.argmax(0) + 1).astype(np.uint8)
 
 
 @torch.inference_mode()
@@ -91,8 +97,6 @@ def predict(
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
     annotation values (1 = background, 2.. = classes).
     """
-    from .errors import UserInputError
-
     if not 0 <= overlap < 1:
         raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
     sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
@@ -117,5 +121,4 @@ def predict(
         device=resolve_device(device),
         progress=progress,
     )
-    labels = (probs.argmax(0) + 1).astype(np.uint8)
-    return Prediction(labels, probs if probabilities else None)
+    return Prediction(labels_from_probabilities(probs), probs if probabilities else None)

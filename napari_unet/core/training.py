@@ -17,7 +17,7 @@ import torch
 from .augment import augment
 from .config import TrainConfig
 from .devices import resolve_device
-from .inference import predict_normalized
+from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
 from .model import Model
 from .sampling import PatchSampler
@@ -159,7 +159,7 @@ class _Run:
         region = self.preview_region or tuple(slice(0, s) for s in self.spatial)
         probabilities = predict_normalized(self.model, self.normalized[(slice(None), *region)], device=self.device)
         self.network.train()
-        return Preview(region, (probabilities.argmax(0) + 1).astype(np.uint8))
+        return Preview(region, labels_from_probabilities(probabilities))
 
     def receive(self, message: Message | None) -> None:
         if isinstance(message, NewAnnotations):
