@@ -42,7 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument("--model", required=True, help="model directory")
     predict.add_argument("--image", required=True, help="image file (.tif, .png, .npy, .zarr)")
-    predict.add_argument("--out", required=True, help="labels output (.tif, .zarr or .npy)")
+    predict.add_argument(
+        "--out",
+        required=True,
+        help="labels output: .tif or .npy (in memory), .zarr (OME-Zarr labels, streamed block by block), "
+        "or IMAGE.zarr/labels/NAME (into an OME-Zarr image's labels)",
+    )
     _add_device(predict)
     predict.add_argument(
         "--probabilities",
@@ -52,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
     predict.add_argument("--tile-size", type=int, help="tile edge in pixels (default 512 in 2D, 128 in 3D)")
     predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    predict.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    predict.add_argument(
+        "--scheduler", help="dask.distributed scheduler address (tcp://HOST:PORT) to run the blocks on; .zarr --out"
+    )
+    predict.add_argument(
+        "--ngff-version", choices=["0.4", "0.5"], help="OME-Zarr version of .zarr output (default: the input's, or 0.4)"
+    )
 
     demo = commands.add_parser("demo", help="train on the bundled sample data, write masks, print metrics")
     demo.add_argument("--dim", type=int, choices=[2, 3], default=2, help="2D nuclei image or 3D nuclei volume")
@@ -100,19 +112,23 @@ def _train_with_progress(image, labels, *, steps, time_budget, **kwargs):
             bar.close()
 
 
-def _predict_with_progress(model, image, **kwargs):
-    from .core.api import predict
-
-    bar = _progress_bar(1, "tiles", "predicting")
+def _with_progress(predictor, unit: str, *args, **kwargs):
+    bar = _progress_bar(1, unit, "predicting")
 
     def update(done: int, total: int) -> None:
         bar.total, bar.n = total, done
         bar.refresh()
 
     try:
-        return predict(model, image, progress=update, **kwargs)
+        return predictor(*args, progress=update, **kwargs)
     finally:
         bar.close()
+
+
+def _predict_with_progress(model, image, **kwargs):
+    from .core.api import predict
+
+    return _with_progress(predict, "tiles", model, image, **kwargs)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -158,10 +174,61 @@ def _probabilities_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_probabilities{out.suffix}")
 
 
+def _is_zarr_output(out: str) -> bool:
+    path = Path(out)
+    return path.suffix.lower() == ".zarr" or path.parent.name == "labels"
+
+
+def _connect(address: str):
+    from distributed import Client
+
+    try:
+        return Client(address, timeout="10s")
+    except (OSError, TimeoutError, ValueError) as error:
+        raise UserInputError(
+            f"cannot reach the dask scheduler at {address} ({type(error).__name__}): start one (see README) or drop "
+            "--scheduler"
+        ) from None
+
+
+def _predict_out_of_core(args: argparse.Namespace) -> None:
+    from .core.model import Model
+    from .core.zarr_output import LabelsTarget, predict_to_zarr
+
+    LabelsTarget.parse(args.out)
+    model = Model.load(args.model)
+    client = _connect(args.scheduler) if args.scheduler else None
+    try:
+        times = _with_progress(
+            predict_to_zarr,
+            "blocks",
+            model,
+            args.image,
+            args.out,
+            channel_axis=args.channel_axis,
+            probabilities=args.probabilities,
+            tile_size=args.tile_size,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            device=args.device,
+            client=client,
+            ngff_version=args.ngff_version,
+        )
+    finally:
+        if client is not None:
+            client.close()
+    print(f"predicted {times.blocks} blocks in {times.wall:.1f} s → {args.out}")
+
+
 def _predict(args: argparse.Namespace) -> None:
     from .core.io import check_output_path, read_image, write_array
     from .core.model import Model
 
+    if _is_zarr_output(args.out):
+        _predict_out_of_core(args)
+        return
+    if args.scheduler or args.ngff_version:
+        raise UserInputError("--scheduler and --ngff-version need a .zarr --out")
     out = check_output_path(args.out)
     model = Model.load(args.model)
     image = read_image(args.image)
@@ -174,6 +241,7 @@ def _predict(args: argparse.Namespace) -> None:
         device=args.device,
         tile_size=args.tile_size,
         overlap=args.overlap,
+        batch_size=args.batch_size,
     )
     if prediction.probabilities is not None:
         write_array(_probabilities_path(out), prediction.probabilities, image.spacing)

@@ -31,6 +31,31 @@ def interrupted_swap_leftover(target: str | os.PathLike) -> Path | None:
     return max(leftovers, key=lambda p: p.stat().st_mtime) if leftovers else None
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
+    """Delete half-written temporaries of ``target`` left by processes that died (e.g. SIGKILL)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    pattern = re.compile(rf"{re.escape(_TMP_MARK)}(\d+)-[0-9a-f]{{8}}-{re.escape(target.name)}")
+    stale = []
+    for path in target.parent.iterdir():
+        match = pattern.fullmatch(path.name)
+        if match and not _alive(int(match.group(1))):
+            _remove(path)
+            stale.append(path)
+    return stale
+
+
 def recover_interrupted_swap(target: str | os.PathLike) -> None:
     """Put back the previous ``target`` if a crash hit between the two renames of a directory swap."""
     leftover = interrupted_swap_leftover(target)
@@ -45,10 +70,13 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     On any exception the temporary is removed and ``target`` is untouched. Directories are
     swapped with two renames (POSIX cannot replace a non-empty directory in one); should a crash
     fall between them, :func:`recover_interrupted_swap` restores the previous one on the next use.
+    The temporary's name holds the writer's process id, so the next use deletes temporaries of
+    writers that were killed.
     """
     target = Path(target)
     recover_interrupted_swap(target)
-    tmp = target.with_name(f"{_TMP_MARK}{uuid.uuid4().hex[:8]}-{target.name}")
+    remove_stale_temporaries(target)
+    tmp = target.with_name(f"{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}")
     try:
         yield tmp
     except BaseException:

@@ -80,6 +80,27 @@ def predict_normalized(
     return (accumulated / weight_sum).cpu().numpy()
 
 
+def check_prediction_settings(tile_size: int | Sequence[int] | None, overlap: float, batch_size: int) -> None:
+    """Refuse tile size, overlap or batch size values that cannot work, before any work."""
+    if not 0 <= overlap < 1:
+        raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
+    sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
+    if any(int(t) < 1 for t in sizes):
+        raise UserInputError(f"tile size must be at least 1, got {tile_size}")
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
+
+
+def check_image_for_model(model: Model, channels_first_shape: Sequence[int]) -> None:
+    """The ``(C, *spatial)`` image must have the model's channels and a spatial rank it handles."""
+    if channels_first_shape[0] != model.in_channels:
+        raise UserInputError(
+            f"the model takes {model.in_channels} channel(s) but the image has {channels_first_shape[0]} "
+            f"(channels-first shape {tuple(channels_first_shape)}); set --channel-axis to the channel axis"
+        )
+    check_spatial_ndim(tuple(channels_first_shape[1:]), model.dim)
+
+
 def predict(
     model: Model,
     image: np.ndarray,
@@ -97,20 +118,9 @@ def predict(
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
     annotation values (1 = background, 2.. = classes).
     """
-    if not 0 <= overlap < 1:
-        raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
-    sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
-    if any(int(t) < 1 for t in sizes):
-        raise UserInputError(f"tile size must be at least 1, got {tile_size}")
-    if batch_size < 1:
-        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
+    check_prediction_settings(tile_size, overlap, batch_size)
     channels_first = as_channels_first(image, channel_axis)
-    if channels_first.shape[0] != model.in_channels:
-        raise UserInputError(
-            f"the model takes {model.in_channels} channel(s) but the image has {channels_first.shape[0]} "
-            f"(shape {np.shape(image)}); set --channel-axis to the channel axis"
-        )
-    check_spatial_ndim(channels_first.shape[1:], model.dim)
+    check_image_for_model(model, channels_first.shape)
     normalized = model.normalize(channels_first)
     probs = predict_normalized(
         model,

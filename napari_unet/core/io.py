@@ -8,11 +8,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_target
 from .errors import UserInputError
+from .lazy import ChannelsFirstView
+from .ngff import OmeImage, ome_metadata, read_ome_image
 
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -21,11 +24,22 @@ WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 @dataclass
 class ImageData:
     """An image array and what the file says about it: the voxel size per spatial axis, and
-    which axis holds channels (RGB PNG/JPEG, or a C axis in TIFF metadata)."""
+    which axis holds channels (RGB PNG/JPEG, a C axis in TIFF metadata, OME-Zarr axes).
 
-    data: np.ndarray
+    ``data`` is a numpy array, or with ``read_image(..., lazy=True)`` a zarr array still on disk
+    whose singleton ``drop_axes`` (an OME-Zarr time axis of length 1) are to be left out.
+    """
+
+    data: Any
     spacing: tuple[float, ...] | None = None
     channel_axis: int | None = None
+    drop_axes: tuple[int, ...] = ()
+    ome: OmeImage | None = None
+
+    def view(self, channel_axis: int | None = None) -> ChannelsFirstView:
+        """``(C, *spatial)`` view that reads regions on demand (``channel_axis`` overrides the file's)."""
+        axis = self.channel_axis if channel_axis is None else channel_axis
+        return ChannelsFirstView(self.data, axis, self.drop_axes)
 
 
 def _suffix(path: Path) -> str:
@@ -68,39 +82,42 @@ def _read_tiff(path: Path) -> ImageData:
     return ImageData(data, spacing, channel_axis)
 
 
-def _ome_multiscales(attrs: dict) -> list | None:
-    if "ome" in attrs and "multiscales" in attrs["ome"]:  # NGFF 0.5
-        return attrs["ome"]["multiscales"]
-    return attrs.get("multiscales")  # NGFF 0.4
+def _read_ome_zarr(path: Path, group, lazy: bool) -> ImageData:
+    ome = read_ome_image(group)
+    array = group[ome.array_path]
+    spatial = ome.spatial_axes
+    channel_axis = ome.axis_index("channel")
+    others = [a for a in range(len(ome.axes)) if a not in spatial and a != channel_axis]
+    if any(array.shape[a] != 1 for a in others):
+        named = ", ".join(f"{ome.axes[a].get('name')}={array.shape[a]}" for a in others)
+        raise UserInputError(f"{path} has a non-spatial axis ({named}): save one time point as its own image")
+    spacing = tuple(ome.scale[a] for a in spatial)
+    if lazy:
+        return ImageData(array, spacing, channel_axis, tuple(others), ome)
+    data = np.asarray(array).squeeze(axis=tuple(others))
+    if channel_axis is not None:
+        channel_axis -= sum(1 for a in others if a < channel_axis)
+    return ImageData(data, spacing, channel_axis, ome=ome)
 
 
-def _read_zarr(path: Path) -> ImageData:
+def _read_zarr(path: Path, lazy: bool) -> ImageData:
     import zarr
 
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         spacing = node.attrs.get("napari-unet", {}).get("spacing")
-        return ImageData(np.asarray(node), tuple(spacing) if spacing else None)
-    multiscales = _ome_multiscales(dict(node.attrs))
-    if multiscales:
-        dataset = multiscales[0]["datasets"][0]
-        array = node[dataset["path"]]
-        spacing = None
-        for transform in dataset.get("coordinateTransformations", []):
-            if transform.get("type") == "scale":
-                axes = multiscales[0].get("axes", [])
-                types = [a.get("type") if isinstance(a, dict) else None for a in axes]
-                scale = transform["scale"]
-                spacing = tuple(float(s) for s, t in zip(scale, types) if t == "space") or None
-        return ImageData(np.asarray(array), spacing)
+        return ImageData(node if lazy else np.asarray(node), tuple(spacing) if spacing else None)
+    if ome_metadata(dict(node.attrs)) is not None:
+        return _read_ome_zarr(path, node, lazy)
     arrays = [name for name, _ in node.arrays()]
     if len(arrays) == 1:
-        return ImageData(np.asarray(node[arrays[0]]))
+        return ImageData(node[arrays[0]] if lazy else np.asarray(node[arrays[0]]))
     raise UserInputError(f"{path} is a zarr group without OME multiscales metadata; point to one array inside it")
 
 
-def read_image(path: str | os.PathLike) -> ImageData:
-    """Read an image file into memory; unreadable input is a one-line :class:`UserInputError`."""
+def read_image(path: str | os.PathLike, lazy: bool = False) -> ImageData:
+    """Read an image file into memory, or with ``lazy`` leave a zarr image on disk (other formats
+    are always read whole); unreadable input is a one-line :class:`UserInputError`."""
     path = Path(path)
     if not path.exists():
         raise UserInputError(f"file not found: {path}")
@@ -113,7 +130,7 @@ def read_image(path: str | os.PathLike) -> ImageData:
         if suffix == ".npy":
             return ImageData(np.load(path, allow_pickle=False))
         if suffix == ".zarr":
-            return _read_zarr(path)
+            return _read_zarr(path, lazy)
         from skimage.io import imread
 
         pixels = np.asarray(imread(path))

@@ -18,7 +18,7 @@ from .atomic import atomic_target, interrupted_swap_leftover
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .errors import UserInputError
 from .network import UNet, pool_strides_for_spacing
-from .normalization import normalize
+from .normalization import normalize, percentile_ranges
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -74,9 +74,15 @@ class Model:
     def num_classes(self) -> int:
         return self.config.network.num_classes
 
-    def normalize(self, image: np.ndarray) -> np.ndarray:
-        """``(C, *spatial)`` raw image → float32 normalised as at training."""
-        return normalize(image, self.config.normalization)
+    def normalize(self, image: np.ndarray, ranges: list[list[float]] | None = None) -> np.ndarray:
+        """``(C, *spatial)`` raw image → float32 normalised as at training (``ranges``: the
+        per-channel percentile ranges of the whole image, when ``image`` is one block of it)."""
+        return normalize(image, self.config.normalization, ranges)
+
+    def intensity_ranges(self, image) -> list[list[float]]:
+        """Per-channel percentile ranges of a ``(C, *spatial)`` image (array or on-disk view)."""
+        norm = self.config.normalization
+        return percentile_ranges(image, norm.low_percentile, norm.high_percentile)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model directory atomically (a crash leaves any previous model intact)."""

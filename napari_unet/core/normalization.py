@@ -9,15 +9,19 @@ from .config import NormalizationConfig
 _MAX_SAMPLES = 4_000_000
 
 
-def percentile_ranges(image: np.ndarray, low: float, high: float) -> list[list[float]]:
+def percentile_ranges(image, low: float, high: float) -> list[list[float]]:
     """Per-channel ``[p_low, p_high]`` of ``image`` ``(C, *spatial)``, ignoring NaN/inf.
 
-    Large images are subsampled with a regular stride, which keeps the estimate unbiased.
+    Large images are subsampled with a regular stride, which keeps the estimate unbiased; only
+    the sampled voxels are read, so ``image`` may be a :class:`~.lazy.ChannelsFirstView` on disk.
     """
+    spatial = image.shape[1:]
+    size = int(np.prod(spatial))
+    stride = max(1, int(np.ceil((size / _MAX_SAMPLES) ** (1 / len(spatial)))))
     ranges = []
-    for channel in image:
-        stride = max(1, int(np.ceil((channel.size / _MAX_SAMPLES) ** (1 / channel.ndim))))
-        values = np.asarray(channel[(slice(None, None, stride),) * channel.ndim], dtype=np.float64).ravel()
+    for c in range(image.shape[0]):
+        sample = image[(slice(c, c + 1), *(slice(None, None, stride),) * len(spatial))]
+        values = np.asarray(sample, dtype=np.float64).ravel()
         values = values[np.isfinite(values)]
         if values.size == 0:
             ranges.append([0.0, 1.0])
@@ -27,13 +31,15 @@ def percentile_ranges(image: np.ndarray, low: float, high: float) -> list[list[f
     return ranges
 
 
-def normalize(image: np.ndarray, config: NormalizationConfig) -> np.ndarray:
+def normalize(image: np.ndarray, config: NormalizationConfig, ranges: list[list[float]] | None = None) -> np.ndarray:
     """``(C, *spatial)`` any dtype → float32 scaled so the percentiles map to 0 and 1.
 
-    Percentiles are taken from ``image`` itself; a flat channel falls back to the range
+    Percentiles are taken from ``image`` itself unless ``ranges`` gives them (e.g. measured on
+    the whole of a large image, for one block of it); a flat channel falls back to the range
     fitted at training time. Non-finite pixels become 0.
     """
-    ranges = percentile_ranges(image, config.low_percentile, config.high_percentile)
+    if ranges is None:
+        ranges = percentile_ranges(image, config.low_percentile, config.high_percentile)
     out = np.empty(image.shape, np.float32)
     for c, (lo, hi) in enumerate(ranges):
         if hi - lo <= 1e-12 and c < len(config.fitted):

@@ -1,0 +1,163 @@
+"""Predict an image straight into an OME-Zarr label image, block by block, replacing any previous
+result only once the new one is complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_target
+from .blockwise import BlockPlan, BlockSettings, BlockTimes, predict_blocks_distributed, predict_blocks_local
+from .devices import resolve_device
+from .errors import UserInputError
+from .inference import check_image_for_model, check_prediction_settings
+from .io import ImageData, check_output_path, read_image
+from .model import Model
+from .ngff import (
+    LabelImageSpec,
+    create_level0,
+    ngff_format,
+    ome_metadata,
+    open_labels_group,
+    register_label,
+    write_pyramid,
+    zarr_format,
+)
+
+
+@dataclass(frozen=True)
+class LabelsTarget:
+    """Where a label image goes: a standalone ``.zarr``, or ``IMAGE.zarr/labels/NAME``."""
+
+    root: Path
+    image_root: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @classmethod
+    def parse(cls, out: str | os.PathLike) -> LabelsTarget:
+        """Check ``out`` before any work: ``IMAGE.zarr/labels/NAME`` writes into that OME-Zarr
+        image's labels; any other path must be a writable ``.zarr`` path."""
+        import zarr
+
+        out = Path(out)
+        image_root = out.parent.parent
+        if out.parent.name == "labels" and image_root.is_dir():
+            try:
+                is_ome = ome_metadata(dict(zarr.open_group(str(image_root), mode="r").attrs)) is not None
+            except Exception:  # not a zarr group at all
+                is_ome = False
+            if not is_ome:
+                raise UserInputError(f"{image_root} is not an OME-Zarr image: its labels/ group cannot take {out.name}")
+            if not os.access(image_root, os.W_OK):
+                raise UserInputError(f"{image_root} is not writable: choose a standalone --out X.zarr")
+            return cls(out, image_root)
+        if out.suffix.lower() != ".zarr":
+            raise UserInputError(f"out-of-core output must be a .zarr path (or IMAGE.zarr/labels/NAME), got {out}")
+        return cls(check_output_path(out))
+
+
+def probabilities_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}_probabilities{out.suffix}")
+
+
+def predict_to_zarr(
+    model: Model | str | os.PathLike,
+    image: ImageData | str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    channel_axis: int | None = None,
+    probabilities: bool = False,
+    tile_size: int | Sequence[int] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    block_size: int | None = None,
+    device: str = "auto",
+    client=None,
+    ngff_version: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BlockTimes:
+    """Segment ``image`` (a path, read lazily, or :class:`ImageData`) into the OME-Zarr label image
+    ``out`` without holding either in memory; with a dask ``client`` the blocks run on its workers.
+
+    The label image copies axes, scale and translation from an OME-Zarr input and gets a pyramid
+    of nearest-neighbour levels. ``probabilities`` also writes ``(K, *spatial)`` float32 to
+    ``<out>_probabilities.zarr``. ``block_size`` (voxels per tiled axis) trades memory for speed.
+    """
+    check_prediction_settings(tile_size, overlap, batch_size)
+    if block_size is not None and block_size < 1:
+        raise UserInputError(f"block size must be at least 1, got {block_size}")
+    target = LabelsTarget.parse(out)
+    if probabilities and target.image_root is not None:
+        raise UserInputError("probabilities are not labels: write them with a standalone --out X.zarr")
+    if not isinstance(model, Model):
+        model = Model.load(model)
+    if not isinstance(image, ImageData):
+        image = read_image(image, lazy=True)
+    view = image.view(channel_axis)
+    check_image_for_model(model, view.shape)
+    spatial = view.shape[1:]
+    plan = BlockPlan.for_model(model, spatial, tile_size, overlap, block_size)
+    if target.image_root is not None:
+        version = image_version(target.image_root)
+    else:
+        version = ngff_version or (image.ome.version if image.ome is not None else "0.4")
+    ngff_format(version)  # refuses unknown versions before any work
+    spec = LabelImageSpec.for_image(
+        spatial, image.spacing, image.ome, class_names=list(model.config.class_names), version=version
+    )
+    device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
+    ranges = model.intensity_ranges(view)
+    with atomic_target(target.root) as tmp:
+        labels_out = create_level0(tmp, spec, plan.chunks)
+        probabilities_target = probabilities_path(target.root) if probabilities else None
+        probabilities_context = atomic_target(probabilities_target) if probabilities else contextlib.nullcontext()
+        with probabilities_context as probabilities_tmp:
+            probabilities_out = None
+            if probabilities_tmp is not None:
+                probabilities_out = _create_probabilities(probabilities_tmp, model.num_classes, spec, plan.chunks)
+            settings = BlockSettings(
+                view, ranges, plan, labels_out, probabilities_out, tile_size, overlap, batch_size, device_name
+            )
+            if client is None:
+                times = predict_blocks_local(model, settings, progress)
+            else:
+                times = predict_blocks_distributed(model, settings, client, progress)
+        write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
+    if target.image_root is not None:
+        register_label(open_labels_group(target.image_root), target.name, spec)
+    return times
+
+
+def image_version(image_root: Path) -> str:
+    import zarr
+
+    found = ome_metadata(dict(zarr.open_group(str(image_root), mode="r").attrs))
+    return found[0] if found else "0.4"
+
+
+def _create_probabilities(root: Path, num_classes: int, spec: LabelImageSpec, chunks: tuple[int, ...]):
+    """An OME-Zarr image ``(c, *spatial)`` of float32 class probabilities (one level)."""
+    import zarr
+    from ome_zarr.writer import write_multiscales_metadata
+
+    group = zarr.open_group(str(root), mode="w", zarr_format=zarr_format(spec.version))
+    array = group.create_array(
+        "0", shape=(num_classes, *spec.shape), chunks=(1, *chunks), dtype="float32", fill_value=np.nan
+    )
+    translation = [0.0, *spec.translation] if spec.translation else None
+    transforms = [{"type": "scale", "scale": [1.0, *spec.scale]}]
+    if translation is not None:
+        transforms.append({"type": "translation", "translation": translation})
+    axes = [{"name": "c", "type": "channel"}, *spec.axes]
+    write_multiscales_metadata(
+        group, [{"path": "0", "coordinateTransformations": transforms}], fmt=ngff_format(spec.version), axes=axes
+    )
+    return array
