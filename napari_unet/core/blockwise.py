@@ -9,6 +9,7 @@ exactly, so the work per voxel is what a whole-image pass costs.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -73,11 +74,15 @@ class BlockPlan:
 
     @property
     def blocks(self) -> list[tuple[slice, ...]]:
-        ranges = [range(0, size, edge) for size, edge in zip(self.shape, self.block_shape)]
-        grid = np.stack(np.meshgrid(*ranges, indexing="ij"), -1).reshape(-1, len(self.shape))
+        return self.chunk_grid(self.shape, self.block_shape)
+
+    @staticmethod
+    def chunk_grid(shape: Sequence[int], edges: Sequence[int]) -> list[tuple[slice, ...]]:
+        """Boxes of ``edges`` tiling ``shape`` in C order (the last ones cut at the border)."""
+        ranges = [range(0, size, edge) for size, edge in zip(shape, edges)]
         return [
-            tuple(slice(int(c), min(int(c) + e, s)) for c, e, s in zip(corner, self.block_shape, self.shape))
-            for corner in grid
+            tuple(slice(c, min(c + e, s)) for c, e, s in zip(corner, edges, shape))
+            for corner in itertools.product(*ranges)
         ]
 
     def region(self, block: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:

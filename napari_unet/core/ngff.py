@@ -125,6 +125,7 @@ class LabelImageSpec:
     translation: list[float] | None = None
     version: str = "0.4"
     class_names: list[str] = field(default_factory=list)
+    dtype: str = "uint8"
 
     @classmethod
     def for_image(
@@ -146,26 +147,28 @@ class LabelImageSpec:
 
 
 def create_level0(root: Path, spec: LabelImageSpec, chunks: tuple[int, ...] | None = None):
-    """Create the group ``root`` and its empty full-resolution uint8 array ``0`` (filled later)."""
+    """Create the group ``root`` and its empty full-resolution array ``0`` (filled later)."""
     import zarr
 
     group = zarr.open_group(str(root), mode="w", zarr_format=zarr_format(spec.version))
     chunks = chunks or label_chunks(spec.shape)
-    return group.create_array("0", shape=spec.shape, chunks=chunks, dtype="uint8", fill_value=0)
+    return group.create_array("0", shape=spec.shape, chunks=chunks, dtype=spec.dtype, fill_value=0)
 
 
 CLASS_COLORS = [(255, 127, 14), (31, 119, 180), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
 
 
 def _image_label(spec: LabelImageSpec) -> dict[str, Any]:
-    """Background (1) transparent, each class a colour and a name (the spec wants both for the same values)."""
-    values = range(1, len(spec.class_names) + 1) if spec.class_names else [1]
+    """For class labels: background (1) transparent, each class a colour and a name (the spec
+    wants both for the same values). Other labels (e.g. instances) get no colours."""
+    if not spec.class_names:
+        return {}
+    values = range(1, len(spec.class_names) + 1)
     colors = [
         {"label-value": v, "rgba": [0, 0, 0, 0] if v == 1 else [*CLASS_COLORS[(v - 2) % len(CLASS_COLORS)], 255]}
         for v in values
     ]
-    properties = [{"label-value": v, "class": n} for v, n in zip(values, spec.class_names)]
-    return {"colors": colors, "properties": properties} if properties else {"colors": colors}
+    return {"colors": colors, "properties": [{"label-value": v, "class": n} for v, n in zip(values, spec.class_names)]}
 
 
 def write_pyramid(root: Path, spec: LabelImageSpec, name: str, standalone: bool = True) -> None:
@@ -184,7 +187,7 @@ def write_pyramid(root: Path, spec: LabelImageSpec, name: str, standalone: bool 
     for level, step in enumerate(pyramid_factors(spec.shape, tuple(spec.scale)), start=1):
         smaller = da.from_zarr(group[str(level - 1)])[tuple(slice(None, None, f) for f in step)]
         target = group.create_array(
-            str(level), shape=smaller.shape, chunks=label_chunks(smaller.shape), dtype="uint8", fill_value=0
+            str(level), shape=smaller.shape, chunks=label_chunks(smaller.shape), dtype=spec.dtype, fill_value=0
         )
         da.store(smaller, target, lock=False)
         level_scale = [s * f for s, f in zip(level_scale, step)]

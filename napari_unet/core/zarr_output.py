@@ -136,6 +136,42 @@ def predict_to_zarr(
     return times
 
 
+def write_label_image(
+    labels,
+    out: str | os.PathLike,
+    *,
+    spacing: Sequence[float] | None = None,
+    translation: Sequence[float] | None = None,
+    class_names: Sequence[str] = (),
+    ngff_version: str = "0.4",
+) -> Path:
+    """Save a label array (numpy, zarr or dask; YX or ZYX integers) as an OME-Zarr label image
+    at ``out`` (a ``.zarr`` path or ``IMAGE.zarr/labels/NAME``), chunk by chunk, replacing any
+    previous one only when complete."""
+    target = LabelsTarget.parse(out)
+    dtype = np.dtype(labels.dtype)
+    if dtype.kind not in "biu" or len(labels.shape) not in (2, 3):
+        raise UserInputError(
+            f"labels to export must be 2D or 3D integers, got {dtype} of shape {tuple(labels.shape)}: "
+            "choose a Labels layer"
+        )
+    version = image_version(target.image_root) if target.image_root is not None else ngff_version
+    ngff_format(version)
+    shape = tuple(int(s) for s in labels.shape)
+    spec = LabelImageSpec.for_image(shape, tuple(spacing) if spacing else None, None, version=version)
+    spec.translation = [float(t) for t in translation] if translation is not None and any(translation) else None
+    spec.class_names, spec.dtype = list(class_names), ("uint8" if dtype.kind == "b" else dtype.name)
+    with atomic_target(target.root) as tmp:
+        level0 = create_level0(tmp, spec)
+        for block in BlockPlan.chunk_grid(shape, level0.chunks):
+            chunk = labels[block]
+            level0[block] = np.asarray(chunk.compute() if hasattr(chunk, "compute") else chunk)
+        write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
+    if target.image_root is not None:
+        register_label(open_labels_group(target.image_root), target.name, spec)
+    return target.root
+
+
 def image_version(image_root: Path) -> str:
     import zarr
 
