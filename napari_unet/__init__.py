@@ -5,6 +5,7 @@ Public API (imported lazily, so ``import napari_unet`` is fast)::
     model = napari_unet.train(image, strokes, time_budget=30)
     labels = napari_unet.predict(model, image).labels
     model.save("my_model"); model = napari_unet.load_model("my_model")
+    napari_unet.predict_to_zarr("my_model", "big.ome.zarr", "big.ome.zarr/labels/unet")  # out of core
 """
 
 from __future__ import annotations
@@ -22,18 +23,31 @@ _LAZY = {
     "train": "napari_unet.core.api",
     "predict": "napari_unet.core.api",
     "load_model": "napari_unet.core.api",
+    "predict_to_zarr": "napari_unet.core.zarr_output",
+    "write_label_image": "napari_unet.core.zarr_output",
     "Model": "napari_unet.core.model",
     "Prediction": "napari_unet.core.inference",
     "UserInputError": "napari_unet.core.errors",
 }
 
-__all__ = ["Model", "Prediction", "UserInputError", "__version__", "load_model", "predict", "train"]
+__all__ = [
+    "Model",
+    "Prediction",
+    "UserInputError",
+    "__version__",
+    "load_model",
+    "predict",
+    "predict_to_zarr",
+    "train",
+    "write_label_image",
+]
 
 if TYPE_CHECKING:
     from .core.api import load_model, predict, train
     from .core.errors import UserInputError
     from .core.inference import Prediction
     from .core.model import Model
+    from .core.zarr_output import predict_to_zarr, write_label_image
 
 
 def __getattr__(name: str) -> Any:

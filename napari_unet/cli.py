@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     predict.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
     predict.add_argument(
+        "--block-size", type=int, help="block edge for .zarr output (default 1536 in 2D, 192 in 3D; less memory)"
+    )
+    predict.add_argument(
         "--scheduler", help="dask.distributed scheduler address (tcp://HOST:PORT) to run the blocks on; .zarr --out"
     )
     predict.add_argument(
@@ -210,6 +213,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
             tile_size=args.tile_size,
             overlap=args.overlap,
             batch_size=args.batch_size,
+            block_size=args.block_size,
             device=args.device,
             client=client,
             ngff_version=args.ngff_version,
@@ -227,8 +231,8 @@ def _predict(args: argparse.Namespace) -> None:
     if _is_zarr_output(args.out):
         _predict_out_of_core(args)
         return
-    if args.scheduler or args.ngff_version:
-        raise UserInputError("--scheduler and --ngff-version need a .zarr --out")
+    if args.scheduler or args.ngff_version or args.block_size:
+        raise UserInputError("--scheduler, --block-size and --ngff-version need a .zarr --out")
     out = check_output_path(args.out)
     model = Model.load(args.model)
     image = read_image(args.image)

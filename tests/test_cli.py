@@ -67,10 +67,41 @@ def test_train_then_predict_with_the_console_script(files):
     ]
     done = subprocess.run([str(a) for a in predict], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    labels = read_image(files / "masks.zarr").data
+    labels = read_image(files / "masks.zarr")
     probabilities = read_image(files / "masks_probabilities.zarr").data
-    assert labels.shape == (128, 160) and set(np.unique(labels)) <= {1, 2}
+    assert labels.data.shape == (128, 160) and set(np.unique(labels.data)) <= {1, 2}
+    assert labels.ome is not None and labels.ome.version == "0.4"  # an OME-Zarr label image
     assert probabilities.shape == (2, 128, 160)
+
+
+def test_predict_on_a_dask_cluster_matches_the_local_run(files):
+    from distributed import LocalCluster
+
+    assert _train(files, "--model", files / "m", "--steps", 3, "--seed", 0) == 0
+    predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
+    assert main([*predict, "--out", str(files / "local.zarr")]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        assert main([*predict, "--out", str(files / "cluster.zarr"), "--scheduler", cluster.scheduler_address]) == 0
+    np.testing.assert_array_equal(read_image(files / "cluster.zarr").data, read_image(files / "local.zarr").data)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--out", "out.zarr", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the dask scheduler"),
+        (["--out", "out.tif", "--scheduler", "tcp://127.0.0.1:9"], "need a .zarr --out"),
+        (["--out", "out.tif/labels/x"], "must be a .zarr path"),
+    ],
+)
+def test_bad_out_of_core_options_exit_2_and_write_nothing(files, capsys, extra, message):
+    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    capsys.readouterr()
+    before = _snapshot(files)
+    extra = [str(files / a) if a.startswith("out") else a for a in extra]
+    code = main(["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert _snapshot(files) == before
 
 
 def test_fine_tune_from_a_model(files):
