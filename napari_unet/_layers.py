@@ -54,19 +54,20 @@ def prediction_colormap(num_classes: int):
 
 
 def prediction_layer(
-    viewer: napari.Viewer, name: str, shape: tuple[int, ...], transform: dict, num_classes: int
+    viewer: napari.Viewer, name: str, shape: tuple[int, ...], transform: dict, num_classes: int, data=None
 ) -> Labels:
     """The layer called ``name`` if it is there with the right shape (recoloured for
-    ``num_classes``), else a new one."""
+    ``num_classes``, showing ``data`` if given), else a new one of ``data`` or zeros."""
     if name in viewer.layers:
         layer = viewer.layers[name]
         if tuple(layer.data.shape) == tuple(shape):
             layer.colormap = prediction_colormap(num_classes)
+            if data is not None:
+                layer.data = data
             return layer
         viewer.layers.remove(layer)
-    return viewer.add_labels(
-        np.zeros(shape, np.uint8), name=name, colormap=prediction_colormap(num_classes), opacity=0.5, **transform
-    )
+    data = np.zeros(shape, np.uint8) if data is None else data
+    return viewer.add_labels(data, name=name, colormap=prediction_colormap(num_classes), opacity=0.5, **transform)
 
 
 def write_region(layer: Labels, region: tuple[slice, ...], labels: np.ndarray) -> None:

@@ -7,7 +7,12 @@ napari thread workers.
 from __future__ import annotations
 
 import functools
+import re
+import shutil
+import tempfile
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox
@@ -26,21 +31,51 @@ from ._loss_plot import LossPlot
 
 if TYPE_CHECKING:
     import napari
+    from napari.layers import Labels
 
     from ._live import LiveSession
+    from .core.io import ImageData
     from .core.model import Model
     from .core.training import Report
 
 
 def _abort_all(running: dict) -> None:
-    """Quit whatever still runs when the dock is destroyed (no reference to the dead widget)."""
+    """Quit whatever still runs (also when the dock is destroyed: no reference to the dead widget)."""
     if running["session"] is not None:
         running["session"].abort()
-    if running["predict"] is not None:
-        running["predict"].quit()
+    for key in ("predict", "export"):
+        if running[key] is not None:
+            running[key].quit()
 
 
+def _release(running: dict) -> None:
+    """Quit the workers and delete the folder of zarr-backed predictions: the dock is going."""
+    _abort_all(running)
+    scratch, running["scratch"] = running["scratch"], None
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+Progress = Callable[[int, int], None]
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
+
+
+def _predict_in_memory(model: Model, pixels, progress: Progress):
+    """Labels of a ``(C, *spatial)`` numpy image (worker thread)."""
+    from .core.api import predict
+
+    return predict(model, pixels, channel_axis=0, progress=progress).labels
+
+
+def _predict_to_zarr(model: Model, image: ImageData, out: Path, progress: Progress):
+    """Predict a zarr/dask image block by block into the OME-Zarr ``out`` (worker thread); the labels
+    come back as its full-resolution zarr array, on disk and writable (corrections can be painted)."""
+    import zarr
+
+    from .core.zarr_output import predict_to_zarr
+
+    predict_to_zarr(model, image, out, progress=progress)
+    return zarr.open_array(str(out / "0"), mode="r+")
 
 
 class UNetTrainerWidget(QWidget):
@@ -50,7 +85,8 @@ class UNetTrainerWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.model: Model | None = None
-        self._running: dict = {"session": None, "predict": None}  # shared with the destroyed handler
+        # shared with the destroyed handler
+        self._running: dict = {"session": None, "predict": None, "export": None, "scratch": None}
 
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
@@ -62,6 +98,7 @@ class UNetTrainerWidget(QWidget):
         self.save_button = QPushButton("Save model…")
         self.load_button = QPushButton("Load model…")
         self.predict_button = QPushButton("Predict all")
+        self.export_button = QPushButton("Export masks…")
         self.status = QLabel()
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -81,7 +118,8 @@ class UNetTrainerWidget(QWidget):
         layout.addWidget(QLabel("Paint 1 on background, 2 (3, …) on objects."))
         for buttons in (
             (self.train_button, self.pause_button, self.stop_button),
-            (self.save_button, self.load_button, self.predict_button),
+            (self.save_button, self.load_button),
+            (self.predict_button, self.export_button),
         ):
             row = QHBoxLayout()
             for button in buttons:
@@ -99,13 +137,14 @@ class UNetTrainerWidget(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.predict_all)
+        self.export_button.clicked.connect(self._export_dialog)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._reset_choices)
         # closeEvent reaches only top-level windows: also stop workers when napari quits or the dock goes
         from qtpy.QtWidgets import QApplication
 
         QApplication.instance().aboutToQuit.connect(self.shutdown)
-        self.destroyed.connect(functools.partial(_abort_all, self._running))
+        self.destroyed.connect(functools.partial(_release, self._running))
         self._show_device()
         self._update_buttons()
 
@@ -220,43 +259,59 @@ class UNetTrainerWidget(QWidget):
             self.load_model(path)
 
     def predict_all(self) -> None:
-        """Run the current model on the whole chosen image in a background worker."""
+        """Run the current model on the whole chosen image in a background worker. An image held in
+        memory is predicted in memory; a zarr/dask one block by block into a zarr on disk."""
+        import numpy as np
         from napari.qt.threading import create_worker
 
         from . import _layers
-        from .core.api import predict
 
         image = self.image_combo.value
         if image is None or self.model is None:
             self.show_message("choose an image and train or load a model first")
             return
         model = self.model
-        pixels = _layers.image_array(image)
-        if pixels.shape[0] != model.in_channels:
-            self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {pixels.shape[0]}")
+        data = image.data[0] if image.multiscale else image.data
+        channels = data.shape[-1] if image.rgb else 1
+        if channels != model.in_channels:
+            self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {channels}")
             return
         shape, transform, name = _layers.spatial_shape(image), _layers.spatial_transform(image), image.name
-
+        lazy = not isinstance(data, np.ndarray)
+        unit = "blocks" if lazy else "tiles"
         progress = {"done": 0, "total": 0}  # written by the worker, read by the timer below
 
         def record(done: int, total: int) -> None:
             progress["done"], progress["total"] = done, total
 
-        def run():
+        if lazy:
+            from .core.io import ImageData
+
+            source = ImageData(data, spacing=transform["scale"], channel_axis=-1 if image.rgb else None)
+            out = self._scratch() / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.zarr"
+            run = functools.partial(_predict_to_zarr, model, source, out, record)
+        else:
+            run = functools.partial(_predict_in_memory, model, _layers.image_array(image), record)
+
+        def timed():
             started = time.perf_counter()
-            return predict(model, pixels, channel_axis=0, progress=record).labels, time.perf_counter() - started
+            return run(), time.perf_counter() - started
 
         def show_progress() -> None:
             if progress["total"]:
-                self.status.setText(f"predicting {name}: {progress['done']}/{progress['total']} tiles")
+                self.status.setText(f"predicting {name}: {progress['done']}/{progress['total']} {unit}")
 
         def show(result) -> None:
             labels, seconds = result
-            layer = _layers.prediction_layer(self.viewer, f"{name} prediction", shape, transform, model.num_classes)
-            _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
+            layer_name = f"{name} prediction"
+            if lazy:
+                _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes, data=labels)
+            else:
+                layer = _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes)
+                _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
             self.show_message(f"predicted {name} in {seconds:.1f} s")
 
-        self.predict_worker = create_worker(run, _start_thread=False, _ignore_errors=True)
+        self.predict_worker = create_worker(timed, _start_thread=False, _ignore_errors=True)
         self.predict_worker.returned.connect(show)
         self.predict_worker.errored.connect(self._prediction_failed)
         self.predict_worker.finished.connect(self._prediction_finished)
@@ -266,6 +321,12 @@ class UNetTrainerWidget(QWidget):
         self.predict_worker.start()
         self._update_buttons()
 
+    def _scratch(self) -> Path:
+        """This dock's folder for zarr-backed predictions, made on first use, deleted when the dock closes."""
+        if self._running["scratch"] is None:
+            self._running["scratch"] = tempfile.mkdtemp(prefix="napari-unet-")
+        return Path(self._running["scratch"])
+
     def _prediction_failed(self, error: Exception) -> None:
         self.show_message(f"prediction failed: {error}")
 
@@ -273,6 +334,61 @@ class UNetTrainerWidget(QWidget):
         self._progress_timer.stop()
         self._progress_timer.timeout.disconnect()
         self.predict_worker = None
+        self._update_buttons()
+
+    # ---- export -------------------------------------------------------------------------------
+    def masks_layer(self) -> Labels | None:
+        """What Export masks writes: the chosen image's prediction layer, else the selected Labels layer."""
+        from napari.layers import Labels
+
+        image = self.image_combo.value
+        if image is not None and f"{image.name} prediction" in self.viewer.layers:
+            return self.viewer.layers[f"{image.name} prediction"]
+        active = self.viewer.layers.selection.active
+        return active if isinstance(active, Labels) else None  # the viewer may be a proxy: no type() here
+
+    def export_masks(self, path: str) -> None:
+        """Write :meth:`masks_layer` as an OME-Zarr label image at ``path`` in a background worker."""
+        import numpy as np
+        from napari.qt.threading import create_worker
+
+        from .core.zarr_output import write_label_image
+
+        layer = self.masks_layer()
+        if layer is None:
+            self.show_message("nothing to export: predict first, or select a Labels layer")
+            return
+        data = layer.data[0] if layer.multiscale else layer.data
+        if isinstance(data, np.ndarray):
+            data = data.copy()  # what is on screen now, whatever is painted during the export
+        image = self.image_combo.value
+        is_prediction = image is not None and layer.name == f"{image.name} prediction"
+        class_names = self.model.config.class_names if is_prediction and self.model is not None else ()
+        name = layer.name
+        self.export_worker = create_worker(
+            write_label_image,
+            data,
+            path,
+            spacing=tuple(layer.scale),
+            translation=tuple(layer.translate),
+            class_names=class_names,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        self.export_worker.returned.connect(lambda written: self.show_message(f"{name} exported to {written}"))
+        self.export_worker.errored.connect(lambda error: self.show_message(f"masks not exported: {error}"))
+        self.export_worker.finished.connect(self._export_finished)
+        self.show_message(f"exporting {name}…")
+        self.export_worker.start()
+        self._update_buttons()
+
+    def _export_dialog(self) -> None:
+        path = QFileDialog.getSaveFileName(self, "Export masks as OME-Zarr", "", "OME-Zarr (*.zarr)")[0]
+        if path:
+            self.export_masks(path)
+
+    def _export_finished(self) -> None:
+        self.export_worker = None
         self._update_buttons()
 
     # ---- display ------------------------------------------------------------------------------
@@ -286,13 +402,14 @@ class UNetTrainerWidget(QWidget):
 
     def _update_buttons(self) -> None:
         training = self.session is not None
-        busy = training or self.predict_worker is not None
+        busy = training or self.predict_worker is not None or self.export_worker is not None
         self.train_button.setEnabled(not busy)
         self.pause_button.setEnabled(training)
         self.stop_button.setEnabled(training)
         self.save_button.setEnabled(self.model is not None and not training)
         self.load_button.setEnabled(not busy)
         self.predict_button.setEnabled(self.model is not None and not busy)
+        self.export_button.setEnabled(not busy)
 
     @property
     def session(self) -> LiveSession | None:
@@ -310,6 +427,14 @@ class UNetTrainerWidget(QWidget):
     def predict_worker(self, value) -> None:
         self._running["predict"] = value
 
+    @property
+    def export_worker(self):
+        return self._running["export"]
+
+    @export_worker.setter
+    def export_worker(self, value) -> None:
+        self._running["export"] = value
+
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
@@ -321,9 +446,10 @@ class UNetTrainerWidget(QWidget):
         super().changeEvent(event)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        """End any running worker and wait for it (the dock or the viewer is closing)."""
+        """End any running worker, wait for it, delete the scratch folder (the dock or the viewer is closing)."""
         from qtpy.QtCore import QThreadPool
 
         _abort_all(self._running)
         self.session = None
         QThreadPool.globalInstance().waitForDone(timeout_ms)
+        _release(self._running)

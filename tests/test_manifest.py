@@ -30,3 +30,11 @@ def test_sample_data_contributions_give_an_image_and_strokes():
         assert image.ndim == ndim and strokes.shape == image.shape
         assert set(np.unique(strokes)) == {0, 1, 2}
         assert image_meta["scale"] == strokes_meta["scale"]
+
+
+def test_zarr_reader_and_labels_writer_are_declared():
+    manifest = PluginManifest.from_distribution("napari-unet")
+    (reader,) = manifest.contributions.readers
+    assert reader.filename_patterns == ["*.zarr"] and reader.accepts_directories
+    (writer,) = manifest.contributions.writers
+    assert writer.layer_types == ["labels"] and writer.filename_extensions == [".zarr"]
