@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     predict.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
     predict.add_argument(
-        "--block-size", type=int, help="block edge for .zarr output (default 1536 in 2D, 192 in 3D; less memory)"
+        "--block-size", type=int, help="block edge for .zarr output (default 1152 in 2D, 192 in 3D; less memory)"
     )
     predict.add_argument(
         "--scheduler", help="dask.distributed scheduler address (tcp://HOST:PORT) to run the blocks on; .zarr --out"

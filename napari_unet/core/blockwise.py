@@ -9,8 +9,11 @@ exactly, so the work per voxel is what a whole-image pass costs.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import itertools
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -25,7 +28,7 @@ from .lazy import ChannelsFirstView
 from .model import Model
 from .tiling import tile_starts
 
-BLOCK_TARGET = {2: 1536, 3: 192}  # block edge to aim for, in voxels
+BLOCK_TARGET = {2: 1152, 3: 192}  # block edge to aim for, in voxels
 PLANES_PER_BLOCK = 4  # a 2D model on a stack: planes per block
 
 
@@ -48,7 +51,7 @@ class BlockPlan:
         overlap: float = 0.25,
         block_size: int | None = None,
     ) -> BlockPlan:
-        """Blocks of about ``block_size`` voxels per tiled axis (default 1536 in 2D, 192 in 3D),
+        """Blocks of about ``block_size`` voxels per tiled axis (default 1152 in 2D, 192 in 3D),
         rounded to whole tile steps."""
         shape = tuple(int(s) for s in shape)
         window = window_shape(model, shape, tile_size)
@@ -149,6 +152,22 @@ class BlockTimes:
         return {k: getattr(self, k) for k in ("blocks", "read", "compute", "write", "waiting", "wall")}
 
 
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+    except OSError:  # not glibc
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand memory freed by the last block back to the OS. glibc keeps freed heap pages, and
+    with torch's many short-lived tensors the resident size would creep up block by block."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
 def _timed(times: BlockTimes, stage: str, work: Callable, *args):
     started = time.perf_counter()
     result = work(*args)
@@ -175,6 +194,7 @@ def predict_blocks_local(
             times.add("waiting", time.perf_counter() - waited)
             labels, probabilities = _timed(times, "compute", settings.compute, model, raw, block)
             del raw
+            return_freed_memory()
             waited = time.perf_counter()
             if pending_write is not None:
                 pending_write.result()  # at most one block in flight: memory stays bounded
@@ -197,6 +217,7 @@ def _predict_block_on_worker(model: Model, settings: BlockSettings, block: tuple
     times = BlockTimes()
     raw = _timed(times, "read", settings.read, block)
     labels, probabilities = _timed(times, "compute", settings.compute, model, raw, block)
+    return_freed_memory()
     _timed(times, "write", settings.write, block, labels, probabilities)
     return times.as_dict()
 
