@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
     predict.add_argument("--tile-size", type=int, help="tile edge in pixels (default 512 in 2D, 128 in 3D)")
     predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
-    predict.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    predict.add_argument("--batch-size", type=int, help="tiles per forward pass (default 1 on CPU, 4 on GPU)")
     predict.add_argument(
         "--block-size", type=int, help="block edge for .zarr output (default 1152 in 2D, 192 in 3D; less memory)"
     )

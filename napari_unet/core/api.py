@@ -125,7 +125,7 @@ def predict(
     device: str = "auto",
     tile_size: int | Sequence[int] | None = None,
     overlap: float = 0.25,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:
     """Segment ``image`` with a model (object or directory); see :func:`core.inference.predict`."""

@@ -106,7 +106,7 @@ class BlockSettings:
     probabilities_out: object | None = None  # array-like (K, *spatial), float32
     tile_size: int | Sequence[int] | None = None
     overlap: float = 0.25
-    batch_size: int = 4
+    batch_size: int | None = None
     device: str = "cpu"
 
     def read(self, block: tuple[slice, ...]) -> np.ndarray:

@@ -36,6 +36,11 @@ def window_shape(model: Model, spatial: Sequence[int], tile_size: int | Sequence
     return tuple(min(t, s) for t, s in zip(tile, spatial))
 
 
+def default_tile_batch(device: torch.device | str) -> int:
+    """Tiles per forward pass: 1 on CPU (as fast as more, and a quarter of the memory), 4 on GPUs."""
+    return 1 if torch.device(device).type == "cpu" else 4
+
+
 def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """``(K, *spatial)`` probabilities → uint8 labels in annotation values (1 = background, 2..K)."""
     return (probabilities.argmax(0) + 1).astype(np.uint8)
@@ -48,12 +53,14 @@ def predict_normalized(
     *,
     tile_size: int | Sequence[int] | None = None,
     overlap: float = 0.25,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image."""
+    """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image
+    (``batch_size`` tiles per pass, default :func:`default_tile_batch`)."""
     device = torch.device(device)
+    batch_size = batch_size or default_tile_batch(device)
     network = model.network.to(device).eval()
     spatial = image.shape[1:]
     window = window_shape(model, spatial, tile_size)
@@ -80,14 +87,14 @@ def predict_normalized(
     return (accumulated / weight_sum).cpu().numpy()
 
 
-def check_prediction_settings(tile_size: int | Sequence[int] | None, overlap: float, batch_size: int) -> None:
+def check_prediction_settings(tile_size: int | Sequence[int] | None, overlap: float, batch_size: int | None) -> None:
     """Refuse tile size, overlap or batch size values that cannot work, before any work."""
     if not 0 <= overlap < 1:
         raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
     sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
     if any(int(t) < 1 for t in sizes):
         raise UserInputError(f"tile size must be at least 1, got {tile_size}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
 
 
@@ -108,7 +115,7 @@ def predict(
     channel_axis: int | None = None,
     tile_size: int | Sequence[int] | None = None,
     overlap: float = 0.25,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str = "auto",
     probabilities: bool = False,
     progress: Callable[[int, int], None] | None = None,

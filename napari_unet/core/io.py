@@ -149,10 +149,10 @@ def check_output_path(path: str | os.PathLike) -> Path:
     if not path.parent.is_dir():
         raise UserInputError(f"output folder {path.parent} does not exist: create it first")
     if not os.access(path.parent, os.W_OK):
-        raise UserInputError(f"output folder {path.parent} is not writable: choose another --out")
+        raise UserInputError(f"output folder {path.parent} is not writable: choose another output path")
     is_zarr = any((path / marker).exists() for marker in ("zarr.json", ".zarray", ".zgroup"))
     if path.is_dir() and not is_zarr:
-        raise UserInputError(f"{path} is an existing folder that is not a zarr store: choose another --out")
+        raise UserInputError(f"{path} is an existing folder that is not a zarr store: choose another output path")
     return path
 
 

@@ -20,9 +20,11 @@ def percentile_ranges(image, low: float, high: float) -> list[list[float]]:
     stride = max(1, int(np.ceil((size / _MAX_SAMPLES) ** (1 / len(spatial)))))
     ranges = []
     for c in range(image.shape[0]):
-        sample = image[(slice(c, c + 1), *(slice(None, None, stride),) * len(spatial))]
-        values = np.asarray(sample, dtype=np.float64).ravel()
-        values = values[np.isfinite(values)]
+        values = np.asarray(image[(slice(c, c + 1), *(slice(None, None, stride),) * len(spatial))]).ravel()
+        if values.dtype.kind == "b":
+            values = values.view(np.uint8)
+        elif values.dtype.kind == "f":  # integers are always finite: no float copy of them
+            values = values[np.isfinite(values)]
         if values.size == 0:
             ranges.append([0.0, 1.0])
             continue

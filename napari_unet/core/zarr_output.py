@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_target
-from .blockwise import BlockPlan, BlockSettings, BlockTimes, predict_blocks_distributed, predict_blocks_local
+from .blockwise import (
+    BlockPlan,
+    BlockSettings,
+    BlockTimes,
+    predict_blocks_distributed,
+    predict_blocks_local,
+    return_freed_memory,
+)
 from .devices import resolve_device
 from .errors import UserInputError
 from .inference import check_image_for_model, check_prediction_settings
@@ -57,7 +64,7 @@ class LabelsTarget:
             if not is_ome:
                 raise UserInputError(f"{image_root} is not an OME-Zarr image: its labels/ group cannot take {out.name}")
             if not os.access(image_root, os.W_OK):
-                raise UserInputError(f"{image_root} is not writable: choose a standalone --out X.zarr")
+                raise UserInputError(f"{image_root} is not writable: write to a standalone X.zarr instead")
             return cls(out, image_root)
         if out.suffix.lower() != ".zarr":
             raise UserInputError(f"out-of-core output must be a .zarr path (or IMAGE.zarr/labels/NAME), got {out}")
@@ -77,7 +84,7 @@ def predict_to_zarr(
     probabilities: bool = False,
     tile_size: int | Sequence[int] | None = None,
     overlap: float = 0.25,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     block_size: int | None = None,
     device: str = "auto",
     client=None,
@@ -96,7 +103,7 @@ def predict_to_zarr(
         raise UserInputError(f"block size must be at least 1, got {block_size}")
     target = LabelsTarget.parse(out)
     if probabilities and target.image_root is not None:
-        raise UserInputError("probabilities are not labels: write them with a standalone --out X.zarr")
+        raise UserInputError("probabilities are not labels: write them to a standalone X.zarr")
     if not isinstance(model, Model):
         model = Model.load(model)
     if not isinstance(image, ImageData):
@@ -115,6 +122,7 @@ def predict_to_zarr(
     )
     device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
     ranges = model.intensity_ranges(view)
+    return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
     with atomic_target(target.root) as tmp:
         labels_out = create_level0(tmp, spec, plan.chunks)
         probabilities_target = probabilities_path(target.root) if probabilities else None
