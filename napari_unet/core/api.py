@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import torch
 
 from .config import TrainConfig
 from .errors import UserInputError
@@ -102,6 +103,8 @@ def train(
     if settings.get("batch_size") is not None and settings["batch_size"] < 1:
         raise UserInputError(f"batch size must be at least 1, got {settings['batch_size']}")
     channels_first = as_channels_first(image, channel_axis)
+    if seed is not None:  # the initial weights too: the same seed gives the same model
+        torch.manual_seed(seed)
     model, annotations = prepare_model(
         channels_first, labels, dim=dim, spacing=spacing, init=init, base_channels=base_channels, depth=depth
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .blockwise import BlockPlan, return_freed_memory
-from .postprocess import instances_from_labels, relabel_consecutive
+from .postprocess import instances_from_labels
 
 JOIN_FRACTION = 0.5  # share of each other's voxels two ids must cover in a shared zone to be one object
 

@@ -123,3 +123,15 @@ def test_default_batch_size_depends_on_the_network(nuclei_2d, nuclei_3d):
     two_d = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, time_budget=None, device="cpu")
     three_d = train(nuclei_3d.image, nuclei_3d.strokes, spacing=nuclei_3d.spacing, steps=1, time_budget=None)
     assert two_d.config.history[-1]["batch_size"] == 8 and three_d.config.history[-1]["batch_size"] == 4
+
+
+def test_the_same_seed_gives_the_same_model(nuclei_2d):
+    import torch
+
+    from napari_unet.core.api import train
+
+    first = train(nuclei_2d.image, nuclei_2d.strokes, steps=3, seed=5, base_channels=4, depth=2, device="cpu")
+    torch.manual_seed(123)  # whatever ran before must not matter
+    second = train(nuclei_2d.image, nuclei_2d.strokes, steps=3, seed=5, base_channels=4, depth=2, device="cpu")
+    for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
+        torch.testing.assert_close(a, b)
