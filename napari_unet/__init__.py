@@ -23,6 +23,7 @@ _LAZY = {
     "train": "napari_unet.core.api",
     "predict": "napari_unet.core.api",
     "load_model": "napari_unet.core.api",
+    "instances_from_labels": "napari_unet.core.postprocess",
     "predict_to_zarr": "napari_unet.core.zarr_output",
     "write_label_image": "napari_unet.core.zarr_output",
     "Model": "napari_unet.core.model",
@@ -35,6 +36,7 @@ __all__ = [
     "Prediction",
     "UserInputError",
     "__version__",
+    "instances_from_labels",
     "load_model",
     "predict",
     "predict_to_zarr",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .core.errors import UserInputError
     from .core.inference import Prediction
     from .core.model import Model
+    from .core.postprocess import instances_from_labels
     from .core.zarr_output import predict_to_zarr, write_label_image
 
 

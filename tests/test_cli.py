@@ -223,3 +223,16 @@ def test_bad_batch_size_exits_2(files, capsys):
     code = _train(files, "--model", files / "m", "--batch-size", 0)
     assert code == 2 and "--batch-size" in capsys.readouterr().err
     assert not (files / "m").exists()
+
+
+def test_predict_instances_writes_object_ids(files, nuclei_2d):
+    from napari_unet.core.metrics import instance_f1
+
+    assert _train(files, "--model", files / "m", "--steps", 40, "--seed", 0, "--device", "cpu") == 0
+    predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
+    assert main([*predict, "--out", str(files / "objects.tif"), "--instances"]) == 0
+    assert main([*predict, "--out", str(files / "objects.zarr"), "--instances"]) == 0
+    in_memory = read_image(files / "objects.tif").data
+    streamed = read_image(files / "objects.zarr").data
+    assert in_memory.dtype == np.int32 and in_memory.max() > 3
+    assert instance_f1(streamed, in_memory) > 0.95

@@ -89,3 +89,16 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
         _remove(old)
     else:
         os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def scratch_beside(target: str | os.PathLike) -> Iterator[Path]:
+    """A scratch path next to ``target`` (same disk, seen by the same workers), removed afterwards;
+    named like ``target``'s temporaries, so a killed writer's scratch is removed by the next
+    :func:`atomic_target` of ``target``."""
+    target = Path(target)
+    path = target.with_name(f"{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}")
+    try:
+        yield path
+    finally:
+        _remove(path)

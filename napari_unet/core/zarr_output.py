@@ -4,6 +4,7 @@ result only once the new one is complete."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_target
+from .atomic import atomic_target, scratch_beside
 from .blockwise import (
     BlockPlan,
     BlockSettings,
@@ -23,6 +24,7 @@ from .blockwise import (
 from .devices import resolve_device
 from .errors import UserInputError
 from .inference import check_image_for_model, check_prediction_settings
+from .instance_blocks import instances_to_array
 from .io import ImageData, check_output_path, read_image
 from .model import Model
 from .ngff import (
@@ -35,6 +37,8 @@ from .ngff import (
     write_pyramid,
     zarr_format,
 )
+
+INSTANCE_CONTEXT = 32  # voxels of context around a block when splitting objects (> a nucleus diameter)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ def predict_to_zarr(
     device: str = "auto",
     client=None,
     ngff_version: str | None = None,
+    instances: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> BlockTimes:
     """Segment ``image`` (a path, read lazily, or :class:`ImageData`) into the OME-Zarr label image
@@ -97,6 +102,8 @@ def predict_to_zarr(
     The label image copies axes, scale and translation from an OME-Zarr input and gets a pyramid
     of nearest-neighbour levels. ``probabilities`` also writes ``(K, *spatial)`` float32 to
     ``<out>_probabilities.zarr``. ``block_size`` (voxels per tiled axis) trades memory for speed.
+    ``instances`` writes objects (0 = background, 1..N; touching ones split, ones cut by block
+    borders joined) instead of classes.
     """
     check_prediction_settings(tile_size, overlap, batch_size)
     if block_size is not None and block_size < 1:
@@ -104,6 +111,8 @@ def predict_to_zarr(
     target = LabelsTarget.parse(out)
     if probabilities and target.image_root is not None:
         raise UserInputError("probabilities are not labels: write them to a standalone X.zarr")
+    import zarr
+
     if not isinstance(model, Model):
         model = Model.load(model)
     if not isinstance(image, ImageData):
@@ -120,28 +129,46 @@ def predict_to_zarr(
     spec = LabelImageSpec.for_image(
         spatial, image.spacing, image.ome, class_names=list(model.config.class_names), version=version
     )
+    if instances:
+        spec.class_names, spec.dtype = [], "int32"
     device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
     ranges = model.intensity_ranges(view)
     return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
-    with atomic_target(target.root) as tmp:
+    probabilities_target = probabilities_path(target.root) if probabilities else None
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_target(target.root))
         labels_out = create_level0(tmp, spec, plan.chunks)
-        probabilities_target = probabilities_path(target.root) if probabilities else None
-        probabilities_context = atomic_target(probabilities_target) if probabilities else contextlib.nullcontext()
-        with probabilities_context as probabilities_tmp:
-            probabilities_out = None
-            if probabilities_tmp is not None:
-                probabilities_out = _create_probabilities(probabilities_tmp, model.num_classes, spec, plan.chunks)
-            settings = BlockSettings(
-                view, ranges, plan, labels_out, probabilities_out, tile_size, overlap, batch_size, device_name
-            )
-            if client is None:
-                times = predict_blocks_local(model, settings, progress)
-            else:
-                times = predict_blocks_distributed(model, settings, client, progress)
+        if instances:  # classes first into a scratch array beside the output, then objects from them
+            scratch = stack.enter_context(scratch_beside(target.root))
+            classes_out = zarr.create_array(str(scratch), shape=spatial, chunks=plan.chunks, dtype="uint8")
+        else:
+            classes_out = labels_out
+        probabilities_out = None
+        if probabilities_target is not None:
+            probabilities_tmp = stack.enter_context(atomic_target(probabilities_target))
+            probabilities_out = _create_probabilities(probabilities_tmp, model.num_classes, spec, plan.chunks)
+        settings = BlockSettings(
+            view, ranges, plan, classes_out, probabilities_out, tile_size, overlap, batch_size, device_name
+        )
+        if client is None:
+            times = predict_blocks_local(model, settings, progress)
+        else:
+            times = predict_blocks_distributed(model, settings, client, progress)
+        if instances:
+            halo = instance_halo(image.spacing, len(spatial))
+            instances_to_array(classes_out, labels_out, plan.block_shape, halo, image.spacing)
         write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
     if target.image_root is not None:
         register_label(open_labels_group(target.image_root), target.name, spec)
     return times
+
+
+def instance_halo(spacing: Sequence[float] | None, ndim: int) -> tuple[int, ...]:
+    """Context around a block for splitting objects: ``INSTANCE_CONTEXT`` in the finest voxel
+    size, fewer voxels along coarser axes."""
+    spacing = list(spacing or [1.0] * ndim)
+    finest = min(spacing)
+    return tuple(max(1, math.ceil(INSTANCE_CONTEXT * finest / s)) for s in spacing)
 
 
 def write_label_image(

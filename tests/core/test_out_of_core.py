@@ -278,3 +278,19 @@ def test_a_dask_cluster_gives_the_local_result(tmp_path, model_2d, image_2d):
     local = np.asarray(zarr.open_group(str(tmp_path / "local.zarr"), mode="r")["0"])
     remote = np.asarray(zarr.open_group(str(tmp_path / "cluster.zarr"), mode="r")["0"])
     np.testing.assert_array_equal(remote, local)
+
+
+def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, image_2d):
+    from napari_unet.core.metrics import instance_f1
+    from napari_unet.core.postprocess import instances_from_labels
+
+    source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
+    predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
+    written = read_image(tmp_path / "objects.zarr").data
+    whole = instances_from_labels(predict(model_2d, image_2d, tile_size=TILE, device="cpu").labels)
+    assert written.dtype == np.int32 and written.max() > 10
+    assert sorted(np.unique(written))[1:] == list(range(1, written.max() + 1))
+    assert instance_f1(written, whole) > 0.95  # blocks (and their borders) change next to nothing
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zarr", "objects.zarr"]  # no scratch left
+    attrs = dict(zarr.open_group(str(tmp_path / "objects.zarr"), mode="r").attrs)
+    assert "colors" not in attrs["image-label"]  # object ids are not classes
