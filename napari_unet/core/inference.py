@@ -61,7 +61,7 @@ def predict_normalized(
     (``batch_size`` tiles per pass, default :func:`default_tile_batch`)."""
     device = torch.device(device)
     batch_size = batch_size or default_tile_batch(device)
-    network = model.network.to(device).eval()
+    network = model.network.place(device).eval()
     spatial = image.shape[1:]
     window = window_shape(model, spatial, tile_size)
     extra = len(spatial) - model.dim

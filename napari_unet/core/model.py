@@ -91,7 +91,7 @@ class Model:
             raise UserInputError(f"{path} exists and is not a napari-unet model: choose a new model path")
         with atomic_target(path) as tmp:
             tmp.mkdir(parents=True)
-            state = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+            state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
             torch.save(state, tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
         return path

@@ -123,7 +123,7 @@ class _Run:
         self.preview_wanted = self.stop_requested = False
 
     def _new_optimizer(self) -> None:
-        self.network = self.model.network.to(self.device).train()
+        self.network = self.model.network.place(self.device).train()
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
