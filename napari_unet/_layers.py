@@ -9,7 +9,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     import napari
-    from napari.layers import Image, Labels
+    from napari.layers import Image, Labels, Layer, Points
 
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 CLASS_COLOURS = ["#ff00ff", "#00ff00", "#ffaa00", "#00aaff", "#ff3333", "#ffff00", "#aa55ff"]
@@ -68,6 +68,65 @@ def prediction_layer(
         viewer.layers.remove(layer)
     data = np.zeros(shape, np.uint8) if data is None else data
     return viewer.add_labels(data, name=name, colormap=prediction_colormap(num_classes), opacity=0.5, **transform)
+
+
+def _replace_data(viewer: napari.Viewer, name: str, data: np.ndarray, kind: type[Layer]) -> Layer | None:
+    """The layer called ``name`` now showing ``data``, if it is a ``kind`` layer of the same shape;
+    otherwise None, and a mismatching layer of that name is removed."""
+    if name not in viewer.layers:
+        return None
+    layer = viewer.layers[name]
+    if isinstance(layer, kind) and tuple(layer.data.shape) == tuple(data.shape):
+        layer.data = data
+        return layer
+    viewer.layers.remove(layer)
+    return None
+
+
+def instances_layer(viewer: napari.Viewer, name: str, instances: np.ndarray, transform: dict) -> Labels:
+    """A Labels layer ``name`` showing ``instances`` (0 = background, 1..N), its data replaced on a re-run."""
+    from napari.layers import Labels
+
+    layer = _replace_data(viewer, name, instances, Labels)
+    return layer if layer is not None else viewer.add_labels(instances, name=name, **transform)
+
+
+def uncertainty_layer(viewer: napari.Viewer, name: str, uncertainty: np.ndarray, transform: dict) -> Image:
+    """An Image layer ``name`` showing ``uncertainty`` in [0, 1], added on top of what is below it."""
+    from napari.layers import Image
+
+    layer = _replace_data(viewer, name, uncertainty, Image)
+    if layer is None:
+        layer = viewer.add_image(
+            uncertainty, name=name, colormap="magma", blending="additive", opacity=0.7, **transform
+        )
+    layer.contrast_limits = (0.0, 1.0)
+    return layer
+
+
+def suggestions_layer(viewer: napari.Viewer, name: str, centres: np.ndarray, transform: dict, size: float) -> Points:
+    """A Points layer ``name`` of rings numbered 1..N around ``centres`` (N × ndim voxel indices)."""
+    features = {"rank": np.arange(1, len(centres) + 1)}
+    if name in viewer.layers and viewer.layers[name].ndim == centres.shape[1]:
+        layer = viewer.layers[name]
+        layer.data = centres
+        layer.features = features
+        layer.visible = True
+        return layer
+    if name in viewer.layers:
+        viewer.layers.remove(name)
+    above = [0.0] * (centres.shape[1] - 2) + [-0.75 * size, 0.0]  # the number just above its ring
+    return viewer.add_points(
+        centres,
+        name=name,
+        features=features,
+        text={"string": "{rank}", "color": "cyan", "size": 14, "translation": above},
+        symbol="ring",
+        size=size,
+        face_color="cyan",
+        border_width=0,
+        **transform,
+    )
 
 
 def write_region(layer: Labels, region: tuple[slice, ...], labels: np.ndarray) -> None:

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._loss_plot import LossPlot
+from ._suggestions import SuggestionsPanel
 
 if TYPE_CHECKING:
     import napari
@@ -60,11 +61,15 @@ Progress = Callable[[int, int], None]
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
 
 
-def _predict_in_memory(model: Model, pixels, progress: Progress):
-    """Labels of a ``(C, *spatial)`` numpy image (worker thread)."""
+def _predict_in_memory(model: Model, pixels, spacing: tuple[float, ...], progress: Progress):
+    """Labels, instances and uncertainty of a ``(C, *spatial)`` numpy image (worker thread)."""
     from .core.api import predict
+    from .core.postprocess import instances_from_labels
+    from .core.uncertainty import entropy
 
-    return predict(model, pixels, channel_axis=0, progress=progress).labels
+    prediction = predict(model, pixels, channel_axis=0, probabilities=True, progress=progress)
+    instances = instances_from_labels(prediction.labels, spacing=spacing)
+    return prediction.labels, instances, entropy(prediction.probabilities)
 
 
 def _predict_to_zarr(model: Model, image: ImageData, out: Path, progress: Progress):
@@ -103,6 +108,9 @@ class UNetTrainerWidget(QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.loss_plot = LossPlot()
+        self.suggestions = SuggestionsPanel(
+            self.viewer, lambda: self.image_combo.value, lambda: self.strokes_combo.value, self.show_message
+        )
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(200)
 
@@ -128,6 +136,7 @@ class UNetTrainerWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.message)
+        layout.addWidget(self.suggestions)
         layout.addStretch(1)
 
         self.new_strokes_button.clicked.connect(self._new_strokes)
@@ -138,6 +147,8 @@ class UNetTrainerWidget(QWidget):
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.predict_all)
         self.export_button.clicked.connect(self._export_dialog)
+        self.image_combo.changed.connect(self.suggestions.clear)
+        self.image_combo.changed.connect(self._update_buttons)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._reset_choices)
         # closeEvent reaches only top-level windows: also stop workers when napari quits or the dock goes
@@ -260,7 +271,8 @@ class UNetTrainerWidget(QWidget):
 
     def predict_all(self) -> None:
         """Run the current model on the whole chosen image in a background worker. An image held in
-        memory is predicted in memory; a zarr/dask one block by block into a zarr on disk."""
+        memory is predicted in memory, with instances and uncertainty; a zarr/dask one block by block
+        into a zarr on disk (labels only: the others would need the whole image in memory)."""
         import numpy as np
         from napari.qt.threading import create_worker
 
@@ -291,7 +303,8 @@ class UNetTrainerWidget(QWidget):
             out = self._scratch() / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.zarr"
             run = functools.partial(_predict_to_zarr, model, source, out, record)
         else:
-            run = functools.partial(_predict_in_memory, model, _layers.image_array(image), record)
+            pixels = _layers.image_array(image)
+            run = functools.partial(_predict_in_memory, model, pixels, transform["scale"], record)
 
         def timed():
             started = time.perf_counter()
@@ -302,14 +315,24 @@ class UNetTrainerWidget(QWidget):
                 self.status.setText(f"predicting {name}: {progress['done']}/{progress['total']} {unit}")
 
         def show(result) -> None:
-            labels, seconds = result
+            outputs, seconds = result
             layer_name = f"{name} prediction"
             if lazy:
-                _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes, data=labels)
-            else:
-                layer = _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes)
-                _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
-            self.show_message(f"predicted {name} in {seconds:.1f} s")
+                _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes, data=outputs)
+                self.show_message(
+                    f"predicted {name} in {seconds:.1f} s, block by block: no instances or uncertainty "
+                    "(they need the whole image in memory)"
+                )
+                return
+            labels, instances, uncertainty = outputs
+            layer = _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes)
+            _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
+            _layers.instances_layer(self.viewer, f"{name} instances", instances, transform)
+            _layers.uncertainty_layer(self.viewer, f"{name} uncertainty", uncertainty, transform)
+            self.show_message(
+                f"predicted {name} in {seconds:.1f} s: {int(instances.max())} objects; "
+                "Suggest shows where to paint next"
+            )
 
         self.predict_worker = create_worker(timed, _start_thread=False, _ignore_errors=True)
         self.predict_worker.returned.connect(show)
@@ -410,6 +433,7 @@ class UNetTrainerWidget(QWidget):
         self.load_button.setEnabled(not busy)
         self.predict_button.setEnabled(self.model is not None and not busy)
         self.export_button.setEnabled(not busy)
+        self.suggestions.update_state()
 
     @property
     def session(self) -> LiveSession | None:
