@@ -1,0 +1,189 @@
+"""Speed: napari-unet's tiled prediction against MONAI's ``sliding_window_inference`` (same network,
+input and device; MONAI at its best ``sw_batch_size``, overlap 0.25, gaussian), and napari-unet's trainer
+against a plain PyTorch loop of the same network (overhead, achieved FLOP rate, memory layouts).
+
+Runs on CPU, or CUDA with ``--device cuda``; needs ``pip install monai``. Prints one JSON object::
+
+    python benchmarks/speed.py                # CPU
+    python benchmarks/speed.py --device cuda  # a GPU machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import functools
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+CASES = {
+    "cpu": {2: {"image": (1024, 1024), "tile": 512}, 3: {"image": (64, 192, 192), "tile": 96}},
+    "cuda": {2: {"image": (4096, 4096), "tile": 512}, 3: {"image": (128, 512, 512), "tile": 128}},
+}
+
+
+def _best_seconds(work, repeats: int, device: torch.device) -> float:
+    """The fastest of ``repeats`` runs after one warm-up, synchronising CUDA around each."""
+    work()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        work()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def trained_model(dim: int, seconds: float, device: str):
+    """A model trained briefly on the bundled sample, so predictions are not constant."""
+    from napari_unet.core.api import train
+    from napari_unet.sample_data import nuclei_sample
+
+    sample = nuclei_sample(dim)
+    return train(sample.image, sample.strokes, spacing=sample.spacing, time_budget=seconds, seed=0, device=device)
+
+
+@torch.inference_mode()
+def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: int) -> dict:
+    from monai.inferers import sliding_window_inference
+
+    from napari_unet.core.inference import predict_normalized
+    from napari_unet.core.synthetic import synthetic_nuclei
+
+    sample = synthetic_nuclei(case["image"], spacing=(2.0, 1.0, 1.0) if dim == 3 else None, seed=7)
+    normalized = model.normalize(sample.image[None])
+    tile = case["tile"]
+    ours = predict_normalized(model, normalized, tile_size=tile, overlap=0.25, device=device)
+    ours_seconds = _best_seconds(
+        lambda: predict_normalized(model, normalized, tile_size=tile, overlap=0.25, device=device), repeats, device
+    )
+    as_loaded = copy.deepcopy(model.network).to(device).eval()  # default memory layout, as a user passes it
+    as_loaded.memory_format = torch.contiguous_format
+    placed = model.network.place(device).eval()
+    inputs = torch.from_numpy(normalized)[None].to(device)
+    roi = (tile,) * dim
+
+    def monai(network, batch):
+        return sliding_window_inference(inputs, roi, batch, network, overlap=0.25, mode="gaussian")
+
+    monai_runs = {}
+    for name, network in (("default_layout", as_loaded), ("same_layout_as_ours", placed)):
+        timings = {
+            batch: _best_seconds(functools.partial(monai, network, batch), repeats, device) for batch in (1, 2, 4)
+        }
+        best = min(timings, key=timings.get)
+        monai_runs[name] = {"sw_batch_size": best, "seconds": timings[best], "all": timings}
+    monai_labels = torch.softmax(monai(placed, monai_runs["same_layout_as_ours"]["sw_batch_size"]), 1)[0]
+    agreement = float((monai_labels.argmax(0).cpu().numpy() == ours.argmax(0)).mean())
+    voxels = float(np.prod(case["image"]))
+    return {
+        "dim": dim,
+        "image": list(case["image"]),
+        "tile": tile,
+        "ours_seconds": ours_seconds,
+        "ours_mvoxel_per_s": voxels / ours_seconds / 1e6,
+        "monai": monai_runs,
+        "speedup_vs_monai_default_layout": monai_runs["default_layout"]["seconds"] / ours_seconds,
+        "speedup_vs_monai_same_layout": monai_runs["same_layout_as_ours"]["seconds"] / ours_seconds,
+        "label_agreement": agreement,
+    }
+
+
+def training_case(dim: int, device: torch.device, steps: int) -> dict:
+    """Steps/s of ``train_steps`` (sampling, augmentation, sparse loss) and of a plain loop
+    (random batches of the same shape, cross-entropy, Adam) on the same network."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from napari_unet.core.api import prepare_model
+    from napari_unet.core.config import TrainConfig
+    from napari_unet.core.training import default_batch_size, default_patch_size, train_steps
+    from napari_unet.sample_data import nuclei_sample
+
+    sample = nuclei_sample(dim)
+    torch.manual_seed(0)
+    model, annotations = prepare_model(sample.image[None], sample.strokes, dim=dim, spacing=sample.spacing)
+    network = copy.deepcopy(model.network)
+    config = TrainConfig(steps=steps + 5, seed=0, device=str(device))
+    loop = train_steps(model, sample.image[None], annotations, config)
+    stamps = []
+    for _report in loop:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        stamps.append(time.perf_counter())
+    ours = (len(stamps) - 6) / (stamps[-1] - stamps[5])  # after 5 warm-up steps
+
+    batch = default_batch_size(model)
+    patch = default_patch_size(model, sample.image.shape)
+    inputs = torch.randn(batch, 1, *patch, device=device)
+    targets = torch.randint(0, 2, (batch, *patch), device=device)
+
+    def plain_rate(layout_network) -> float:
+        optimizer = torch.optim.Adam(layout_network.parameters(), lr=1e-3)
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(layout_network(inputs), targets)
+            loss.backward()
+            optimizer.step()
+
+        return 1.0 / _best_seconds(step, max(3, steps // 3), device)
+
+    placed = copy.deepcopy(network).place(device).train()
+    contiguous = copy.deepcopy(network).to(device).train()
+    plain = plain_rate(placed)
+    plain_contiguous = plain_rate(contiguous)
+    with FlopCounterMode(display=False) as counter:
+        torch.nn.functional.cross_entropy(placed(inputs), targets).backward()
+    flops = counter.get_total_flops()
+    voxels = batch * float(np.prod(patch))
+    return {
+        "dim": dim,
+        "batch": batch,
+        "patch": list(patch),
+        "ours_steps_per_s": ours,
+        "plain_loop_steps_per_s": plain,
+        "overhead_vs_plain_loop": plain / ours - 1,
+        "plain_loop_default_layout_steps_per_s": plain_contiguous,
+        "channels_last_speedup": plain / plain_contiguous,
+        "ours_mvoxel_per_s": voxels * ours / 1e6,
+        "gflop_per_step": flops / 1e9,
+        "achieved_gflop_per_s_ours": flops * ours / 1e9,
+        "achieved_gflop_per_s_plain": flops * plain / 1e9,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    prediction, training = [], []
+    for dim in args.dims:
+        model = trained_model(dim, 10.0, args.device)
+        prediction.append(prediction_case(model, dim, CASES[device.type][dim], device, args.repeats))
+        training.append(training_case(dim, device, args.train_steps))
+    report = {
+        "benchmark": "speed",
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "prediction": prediction,
+        "training": training,
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
