@@ -84,21 +84,23 @@ def _replace_data(viewer: napari.Viewer, name: str, data: np.ndarray, kind: type
 
 
 def instances_layer(viewer: napari.Viewer, name: str, instances: np.ndarray, transform: dict) -> Labels:
-    """A Labels layer ``name`` showing ``instances`` (0 = background, 1..N), its data replaced on a re-run."""
+    """A Labels layer ``name`` showing ``instances`` (0 = background, 1..N), its data replaced on a re-run.
+    New ones start hidden: the class prediction stays the layer to look at and correct."""
     from napari.layers import Labels
 
     layer = _replace_data(viewer, name, instances, Labels)
-    return layer if layer is not None else viewer.add_labels(instances, name=name, **transform)
+    return layer if layer is not None else viewer.add_labels(instances, name=name, visible=False, **transform)
 
 
 def uncertainty_layer(viewer: napari.Viewer, name: str, uncertainty: np.ndarray, transform: dict) -> Image:
-    """An Image layer ``name`` showing ``uncertainty`` in [0, 1], added on top of what is below it."""
+    """An Image layer ``name`` showing ``uncertainty`` in [0, 1], added on top of what is below it
+    (hidden at first: the rings of Suggest point to where it is high)."""
     from napari.layers import Image
 
     layer = _replace_data(viewer, name, uncertainty, Image)
     if layer is None:
         layer = viewer.add_image(
-            uncertainty, name=name, colormap="magma", blending="additive", opacity=0.7, **transform
+            uncertainty, name=name, colormap="magma", blending="additive", opacity=0.7, visible=False, **transform
         )
     layer.contrast_limits = (0.0, 1.0)
     return layer

@@ -102,5 +102,7 @@ class SuggestionsPanel(QGroupBox):
         strokes = self._strokes()
         if strokes is not None:
             strokes.visible = True
-            self.viewer.layers.selection.active = strokes
+            layers = self.viewer.layers
+            layers.move(layers.index(strokes), len(layers))  # on top, so new strokes show
+            layers.selection.active = strokes
             strokes.mode = "paint"

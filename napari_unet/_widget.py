@@ -356,6 +356,7 @@ class UNetTrainerWidget(QWidget):
     def _prediction_finished(self) -> None:
         self._progress_timer.stop()
         self._progress_timer.timeout.disconnect()
+        self.status.setText("")
         self.predict_worker = None
         self._update_buttons()
 
