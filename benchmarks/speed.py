@@ -65,8 +65,8 @@ def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: 
     ours_seconds = _best_seconds(
         lambda: predict_normalized(model, normalized, tile_size=tile, overlap=0.25, device=device), repeats, device
     )
-    as_loaded = copy.deepcopy(model.network).to(device).eval()  # default memory layout, as a user passes it
-    as_loaded.memory_format = torch.contiguous_format
+    as_loaded = copy.deepcopy(model.network).to(device=device, memory_format=torch.contiguous_format).eval()
+    as_loaded.memory_format = torch.contiguous_format  # the default layout, weights and inputs
     placed = model.network.place(device).eval()
     inputs = torch.from_numpy(normalized)[None].to(device)
     roi = (tile,) * dim

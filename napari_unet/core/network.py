@@ -61,7 +61,7 @@ class ConvBlock(nn.Sequential):
 
 
 def preferred_memory_format(dim: int, device: torch.device | str) -> torch.memory_format:
-    """Channels-last on CPU, where oneDNN runs these convolutions 1.7–2.4x faster (see
+    """Channels-last on CPU, where oneDNN trains these networks 1.2–1.3x faster (see
     docs/benchmarks.md); the default layout elsewhere until measured there."""
     if torch.device(device).type != "cpu":
         return torch.contiguous_format
