@@ -294,3 +294,17 @@ def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, im
     assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zarr", "objects.zarr"]  # no scratch left
     attrs = dict(zarr.open_group(str(tmp_path / "objects.zarr"), mode="r").attrs)
     assert "colors" not in attrs["image-label"]  # object ids are not classes
+
+
+def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
+    from napari_unet.core.zarr_output import write_label_image
+
+    rng = np.random.default_rng(3)
+    labels = np.kron(rng.integers(1, 4, (75, 163)), np.ones((16, 16), np.int64)).astype(np.uint8)  # 1200×2608
+    write_label_image(labels, tmp_path / "masks.zarr")
+    group = zarr.open_group(str(tmp_path / "masks.zarr"), mode="r")
+    level0 = np.asarray(group["0"])
+    np.testing.assert_array_equal(level0, labels)
+    for level in range(1, len(list(group.array_keys()))):
+        step = 2**level
+        np.testing.assert_array_equal(np.asarray(group[str(level)]), level0[::step, ::step])
