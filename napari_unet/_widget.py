@@ -6,6 +6,7 @@ napari thread workers.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import re
 import shutil
@@ -49,14 +50,6 @@ def _abort_all(running: dict) -> None:
             running[key].quit()
 
 
-def _release(running: dict) -> None:
-    """Quit the workers and delete the folder of zarr-backed predictions: the dock is going."""
-    _abort_all(running)
-    scratch, running["scratch"] = running["scratch"], None
-    if scratch is not None:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
 Progress = Callable[[int, int], None]
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
 
@@ -91,7 +84,8 @@ class UNetTrainerWidget(QWidget):
         self.viewer = napari_viewer
         self.model: Model | None = None
         # shared with the destroyed handler
-        self._running: dict = {"session": None, "predict": None, "export": None, "scratch": None}
+        self._running: dict = {"session": None, "predict": None, "export": None}
+        self._scratch_folder: Path | None = None
 
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
@@ -155,7 +149,7 @@ class UNetTrainerWidget(QWidget):
         from qtpy.QtWidgets import QApplication
 
         QApplication.instance().aboutToQuit.connect(self.shutdown)
-        self.destroyed.connect(functools.partial(_release, self._running))
+        self.destroyed.connect(functools.partial(_abort_all, self._running))
         self._show_device()
         self._update_buttons()
 
@@ -345,10 +339,12 @@ class UNetTrainerWidget(QWidget):
         self._update_buttons()
 
     def _scratch(self) -> Path:
-        """This dock's folder for zarr-backed predictions, made on first use, deleted when the dock closes."""
-        if self._running["scratch"] is None:
-            self._running["scratch"] = tempfile.mkdtemp(prefix="napari-unet-")
-        return Path(self._running["scratch"])
+        """This dock's folder for zarr-backed predictions, made on first use. It lives as long as
+        Python does: their layers (and corrections painted on them) outlive the dock."""
+        if self._scratch_folder is None:
+            self._scratch_folder = Path(tempfile.mkdtemp(prefix="napari-unet-"))
+            atexit.register(shutil.rmtree, self._scratch_folder, ignore_errors=True)
+        return self._scratch_folder
 
     def _prediction_failed(self, error: Exception) -> None:
         self.show_message(f"prediction failed: {error}")
@@ -362,14 +358,18 @@ class UNetTrainerWidget(QWidget):
 
     # ---- export -------------------------------------------------------------------------------
     def masks_layer(self) -> Labels | None:
-        """What Export masks writes: the chosen image's prediction layer, else the selected Labels layer."""
+        """What Export masks writes: the selected Labels layer if it is shown and not the strokes (e.g. the
+        instances), else the chosen image's prediction, else the selected Labels layer."""
         from napari.layers import Labels
 
+        active = self.viewer.layers.selection.active
+        active = active if isinstance(active, Labels) else None  # the viewer may be a proxy: no type() here
+        if active is not None and active.visible and active is not self.strokes_combo.value:
+            return active
         image = self.image_combo.value
         if image is not None and f"{image.name} prediction" in self.viewer.layers:
             return self.viewer.layers[f"{image.name} prediction"]
-        active = self.viewer.layers.selection.active
-        return active if isinstance(active, Labels) else None  # the viewer may be a proxy: no type() here
+        return active
 
     def export_masks(self, path: str) -> None:
         """Write :meth:`masks_layer` as an OME-Zarr label image at ``path`` in a background worker."""
@@ -471,10 +471,9 @@ class UNetTrainerWidget(QWidget):
         super().changeEvent(event)
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
-        """End any running worker, wait for it, delete the scratch folder (the dock or the viewer is closing)."""
+        """End any running worker and wait for it (the dock or the viewer is closing)."""
         from qtpy.QtCore import QThreadPool
 
         _abort_all(self._running)
         self.session = None
         QThreadPool.globalInstance().waitForDone(timeout_ms)
-        _release(self._running)

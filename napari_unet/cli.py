@@ -183,8 +183,9 @@ def _probabilities_path(out: Path) -> Path:
 
 
 def _is_zarr_output(out: str) -> bool:
-    path = Path(out)
-    return path.suffix.lower() == ".zarr" or path.parent.name == "labels"
+    from .core.zarr_output import is_image_labels_path
+
+    return Path(out).suffix.lower() == ".zarr" or is_image_labels_path(out)
 
 
 def _connect(address: str):

@@ -90,7 +90,7 @@ def test_predict_on_a_dask_cluster_matches_the_local_run(files):
     [
         (["--out", "out.zarr", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the dask scheduler"),
         (["--out", "out.tif", "--scheduler", "tcp://127.0.0.1:9"], "need a .zarr --out"),
-        (["--out", "out.tif/labels/x"], "must be a .zarr path"),
+        (["--out", "out.tif/labels/x"], "use one of"),
     ],
 )
 def test_bad_out_of_core_options_exit_2_and_write_nothing(files, capsys, extra, message):
@@ -236,3 +236,12 @@ def test_predict_instances_writes_object_ids(files, nuclei_2d):
     streamed = read_image(files / "objects.zarr").data
     assert in_memory.dtype == np.int32 and in_memory.max() > 3
     assert instance_f1(streamed, in_memory) > 0.95
+
+
+def test_a_folder_named_labels_is_an_ordinary_output_folder(files):
+    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    (files / "labels").mkdir()
+    predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
+    assert main([*predict, "--out", str(files / "labels" / "mask.tif")]) == 0
+    assert main([*predict, "--out", str(files / "labels" / "mask.zarr")]) == 0
+    assert read_image(files / "labels" / "mask.zarr").data.shape == read_image(files / "labels" / "mask.tif").data.shape

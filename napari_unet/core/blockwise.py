@@ -232,9 +232,11 @@ def predict_blocks_distributed(
     started = time.perf_counter()
     model.network.cpu()
     model_on_workers = client.scatter(model, broadcast=True)
+    settings_on_workers = client.scatter(settings, broadcast=True)  # once, not with every task
     blocks = settings.plan.blocks
     futures = [
-        client.submit(_predict_block_on_worker, model_on_workers, settings, block, pure=False) for block in blocks
+        client.submit(_predict_block_on_worker, model_on_workers, settings_on_workers, block, pure=False)
+        for block in blocks
     ]
     times = BlockTimes()
     for done, future in enumerate(as_completed(futures), start=1):

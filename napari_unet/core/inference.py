@@ -106,6 +106,8 @@ def check_image_for_model(model: Model, channels_first_shape: Sequence[int]) -> 
             f"(channels-first shape {tuple(channels_first_shape)}); set --channel-axis to the channel axis"
         )
     check_spatial_ndim(tuple(channels_first_shape[1:]), model.dim)
+    if 0 in channels_first_shape[1:]:
+        raise UserInputError(f"the image is empty (channels-first shape {tuple(channels_first_shape)}): choose another")
 
 
 def predict(

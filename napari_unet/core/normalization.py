@@ -12,8 +12,9 @@ _MAX_SAMPLES = 4_000_000
 def percentile_ranges(image, low: float, high: float) -> list[list[float]]:
     """Per-channel ``[p_low, p_high]`` of ``image`` ``(C, *spatial)``, ignoring NaN/inf.
 
-    Large images are subsampled with a regular stride, which keeps the estimate unbiased; only
-    the sampled voxels are read, so ``image`` may be a :class:`~.lazy.ChannelsFirstView` on disk.
+    Large images are subsampled with a regular stride, which keeps the estimate unbiased and the
+    memory small, so ``image`` may be a :class:`~.lazy.ChannelsFirstView` on disk (its chunks are
+    then each read once, for the sample).
     """
     spatial = image.shape[1:]
     size = int(np.prod(spatial))

@@ -49,7 +49,7 @@ def suggest_regions(
     sizes = [window] * len(shape) if isinstance(window, int) else list(window)
     sizes = [max(1, min(int(w), s)) for w, s in zip(sizes, shape)]
     mean = ndi.uniform_filter(uncertainty, size=sizes, mode="constant")
-    starts = [range(0, s - w + 1, max(1, w // 2)) for s, w in zip(shape, sizes)]
+    starts = [sorted({*range(0, s - w + 1, max(1, w // 2)), s - w}) for s, w in zip(shape, sizes)]  # up to the edge
     candidates = []
     for corner in itertools.product(*starts):
         center = tuple(c + w // 2 for c, w in zip(corner, sizes))

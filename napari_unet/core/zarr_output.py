@@ -54,25 +54,47 @@ class LabelsTarget:
 
     @classmethod
     def parse(cls, out: str | os.PathLike) -> LabelsTarget:
-        """Check ``out`` before any work: ``IMAGE.zarr/labels/NAME`` writes into that OME-Zarr
-        image's labels; any other path must be a writable ``.zarr`` path."""
-        import zarr
-
-        out = Path(out)
-        image_root = out.parent.parent
-        if out.parent.name == "labels" and image_root.is_dir():
-            try:
-                is_ome = ome_metadata(dict(zarr.open_group(str(image_root), mode="r").attrs)) is not None
-            except Exception:  # not a zarr group at all
-                is_ome = False
-            if not is_ome:
-                raise UserInputError(f"{image_root} is not an OME-Zarr image: its labels/ group cannot take {out.name}")
-            if not os.access(image_root, os.W_OK):
-                raise UserInputError(f"{image_root} is not writable: write to a standalone X.zarr instead")
-            return cls(out, image_root)
+        """Check ``out`` before any work: ``IMAGE.zarr/labels/NAME`` (IMAGE an OME-Zarr image)
+        writes into that image's labels; any other path must be a writable ``.zarr`` path. Paths
+        become absolute, so dask workers started elsewhere write to the same place."""
+        out = Path(out).absolute()
+        if is_image_labels_path(out):
+            if not os.access(out.parent.parent, os.W_OK):
+                raise UserInputError(f"{out.parent.parent} is not writable: write to a standalone X.zarr instead")
+            return cls(out, out.parent.parent)
         if out.suffix.lower() != ".zarr":
             raise UserInputError(f"out-of-core output must be a .zarr path (or IMAGE.zarr/labels/NAME), got {out}")
         return cls(check_output_path(out))
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """A label image inside an image's ``labels/`` must cover that image's spatial shape."""
+        if self.image_root is None:
+            return
+        import zarr
+
+        from .ngff import read_ome_image
+
+        group = zarr.open_group(str(self.image_root), mode="r")
+        image = read_ome_image(group)
+        image_shape = tuple(group[image.array_path].shape[a] for a in image.spatial_axes)
+        if tuple(shape) != image_shape:
+            raise UserInputError(
+                f"labels of shape {tuple(shape)} do not fit {self.image_root} (spatial shape {image_shape}): "
+                "write them to a standalone X.zarr instead"
+            )
+
+
+def is_image_labels_path(out: str | os.PathLike) -> bool:
+    """Whether ``out`` is ``IMAGE/labels/NAME`` with IMAGE an OME-Zarr image on disk."""
+    import zarr
+
+    out = Path(out)
+    if out.parent.name != "labels" or not out.parent.parent.is_dir():
+        return False
+    try:
+        return ome_metadata(dict(zarr.open_group(str(out.parent.parent), mode="r").attrs)) is not None
+    except Exception:  # not a zarr group at all
+        return False
 
 
 def probabilities_path(out: Path) -> Path:
@@ -116,10 +138,11 @@ def predict_to_zarr(
     if not isinstance(model, Model):
         model = Model.load(model)
     if not isinstance(image, ImageData):
-        image = read_image(image, lazy=True)
+        image = read_image(Path(image).absolute(), lazy=True)
     view = image.view(channel_axis)
     check_image_for_model(model, view.shape)
     spatial = view.shape[1:]
+    target.check_shape(spatial)
     plan = BlockPlan.for_model(model, spatial, tile_size, overlap, block_size)
     if target.image_root is not None:
         version = image_version(target.image_root)
@@ -154,6 +177,11 @@ def predict_to_zarr(
             times = predict_blocks_local(model, settings, progress)
         else:
             times = predict_blocks_distributed(model, settings, client, progress)
+            if classes_out.nchunks_initialized != classes_out.nchunks:  # class labels are never 0
+                raise UserInputError(
+                    f"the dask workers wrote {classes_out.nchunks_initialized} of {classes_out.nchunks} chunks: "
+                    "they must see the input and output on the same file system as this machine"
+                )
         if instances:
             halo = instance_halo(image.spacing, len(spatial))
             instances_to_array(classes_out, labels_out, plan.block_shape, halo, image.spacing)
@@ -193,6 +221,7 @@ def write_label_image(
     version = image_version(target.image_root) if target.image_root is not None else ngff_version
     ngff_format(version)
     shape = tuple(int(s) for s in labels.shape)
+    target.check_shape(shape)
     spec = LabelImageSpec.for_image(shape, tuple(spacing) if spacing else None, None, version=version)
     spec.translation = [float(t) for t in translation] if translation is not None and any(translation) else None
     spec.class_names, spec.dtype = list(class_names), ("uint8" if dtype.kind == "b" else dtype.name)

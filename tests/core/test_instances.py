@@ -109,3 +109,10 @@ def test_uncertainty_is_high_where_the_strokes_disagree():
     model = train(image.astype(np.float32), strokes, steps=150, seed=0, base_channels=8, depth=2, device="cpu")
     uncertainty = entropy(predict(model, image, probabilities=True, device="cpu").probabilities)
     assert uncertainty[grey].mean() > 1.5 * uncertainty[bright].mean()  # ~2.5x over repeated runs
+
+
+def test_suggestions_reach_the_far_edges():
+    uncertainty = np.zeros((10, 100), np.float32)
+    uncertainty[:, 90:] = 1.0
+    best = suggest_regions(uncertainty, window=(10, 20), count=1)[0]
+    assert best.box[1] == slice(80, 100)

@@ -197,16 +197,19 @@ def test_bad_outputs_are_refused_before_any_work(tmp_path, model_2d, image_2d):
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
     plain = tmp_path / "plain.zarr"
     zarr.open_group(str(plain), mode="w")
-    with pytest.raises(UserInputError, match="not an OME-Zarr image"):
+    with pytest.raises(UserInputError, match=r"must be a \.zarr path"):  # plain zarr: no image labels
         predict_to_zarr(model_2d, source, plain / "labels" / "x", device="cpu")
+    with pytest.raises(UserInputError, match="do not fit"):
+        other = write_ome_image(tmp_path / "other.zarr", image_2d[:100], "yx", [1.0, 1.0])
+        predict_to_zarr(model_2d, source, other / "labels" / "x", device="cpu")
     with pytest.raises(UserInputError, match=r"\.zarr path"):
         predict_to_zarr(model_2d, source, tmp_path / "out.tif", device="cpu")
     with pytest.raises(UserInputError, match="probabilities are not labels"):
         predict_to_zarr(model_2d, source, source / "labels" / "x", probabilities=True, device="cpu")
     with pytest.raises(UserInputError, match=r"cannot write OME-Zarr 0\.3"):
         predict_to_zarr(model_2d, source, tmp_path / "out.zarr", ngff_version="0.3", device="cpu")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zarr", "plain.zarr"]
-    assert not (source / "labels").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zarr", "other.zarr", "plain.zarr"]
+    assert not (source / "labels").exists() and not (tmp_path / "other.zarr" / "labels").exists()
 
 
 def test_probabilities_are_an_ome_zarr_image(tmp_path, model_2d, image_2d):
