@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ from .validation import check_annotations
 
 WARMUP_STEPS = 20
 FINAL_LR_FRACTION = 0.05
+MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 
 
 @dataclass
@@ -121,6 +123,7 @@ class _Run:
         self._new_optimizer()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
+        self.bad_steps = 0  # non-finite losses in a row
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
@@ -145,8 +148,15 @@ class _Run:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         settings = self.settings
+        buffers = [buffer.clone() for buffer in self.network.buffers()]  # norm statistics: a few kB
         loss = sparse_loss(self.network(images), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
         self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):  # skip the update and undo the statistics: the last good model stays
+            for buffer, saved in zip(self.network.buffers(), buffers):
+                buffer.copy_(saved)
+            self.bad_steps += 1
+            return float("nan")
+        self.bad_steps = 0
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())
@@ -184,7 +194,7 @@ def train_steps(
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
     """
     run = _Run(model, image, annotations, settings)
-    step, loss, start = 0, float("nan"), time.perf_counter()
+    step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
     while not run.stop_requested:
         elapsed = time.perf_counter() - start
         steps_done = settings.steps is not None and step >= settings.steps
@@ -199,6 +209,10 @@ def train_steps(
         received = yield report
         for message in received if isinstance(received, (list, tuple)) else [received]:
             run.receive(message)
+        if run.bad_steps >= MAX_NON_FINITE_STEPS:
+            stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
+            warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
+            break
     run.network.eval()
     model.config.history.append(
         {
@@ -209,6 +223,7 @@ def train_steps(
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
+            **({"stopped": stopped} if stopped else {}),
         }
     )
     return model

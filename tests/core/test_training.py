@@ -135,3 +135,43 @@ def test_the_same_seed_gives_the_same_model(nuclei_2d):
     second = train(nuclei_2d.image, nuclei_2d.strokes, steps=3, seed=5, base_channels=4, depth=2, device="cpu")
     for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_weights(nuclei_2d, monkeypatch):
+    import torch
+
+    from napari_unet.core import training
+    from napari_unet.core.api import train
+
+    real_loss = training.sparse_loss
+    calls = {"n": 0}
+    snapshots = []
+
+    def failing_after_three_steps(*args, **kwargs):  # e.g. an fp16 overflow or corrupt data
+        calls["n"] += 1
+        loss = real_loss(*args, **kwargs)
+        return loss if calls["n"] <= 3 else loss * float("nan")
+
+    def record(report):
+        snapshots.append({k: v.clone() for k, v in model_ref["model"].network.state_dict().items()})
+
+    monkeypatch.setattr(training, "sparse_loss", failing_after_three_steps)
+    model_ref = {}
+    real_run = training._Run
+
+    class Recording(real_run):
+        def __init__(self, model, *args):
+            model_ref["model"] = model
+            super().__init__(model, *args)
+
+    monkeypatch.setattr(training, "_Run", Recording)
+    with pytest.warns(RuntimeWarning, match="not finite 5 steps in a row"):
+        model = train(
+            nuclei_2d.image, nuclei_2d.strokes, steps=50, base_channels=4, depth=2, device="cpu", callback=record
+        )
+    assert calls["n"] == 3 + training.MAX_NON_FINITE_STEPS  # stopped early, not after 50 steps
+    for later in snapshots[3:]:
+        for name, value in later.items():
+            torch.testing.assert_close(value, snapshots[2][name])  # no update from a non-finite loss
+    assert "kept the last good weights" in model.config.history[-1]["stopped"]
+    assert all(torch.isfinite(v).all() for v in model.network.state_dict().values() if v.is_floating_point())
