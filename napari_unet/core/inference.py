@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,6 @@ def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return (probabilities.argmax(0) + 1).astype(np.uint8)
 
 
-@torch.inference_mode()
 def predict_normalized(
     model: Model,
     image: np.ndarray,
@@ -58,16 +58,60 @@ def predict_normalized(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image
-    (``batch_size`` tiles per pass, default :func:`default_tile_batch`)."""
+    (``batch_size`` tiles per pass, default :func:`default_tile_batch`).
+
+    When the device runs out of memory, the pass is retried with half the tiles per pass, then
+    with half the tile size, with a warning each time; only one pooling unit per tile is too much.
+    """
     device = torch.device(device)
     batch_size = batch_size or default_tile_batch(device)
+    window = window_shape(model, image.shape[1:], tile_size)
+    while True:
+        try:
+            return _blend_tiles(model, image, window, overlap, batch_size, device, progress)
+        except torch.cuda.OutOfMemoryError:
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            smaller = _half_window(model, window)
+            if batch_size > 1:
+                batch_size //= 2
+                change = f"{batch_size} tile(s) per pass"
+            elif smaller != window:
+                window = smaller
+                change = f"tiles of {'×'.join(map(str, window))}"
+            else:
+                advice = "close other programs" + (" or use --device cpu" if device.type != "cpu" else "")
+                raise UserInputError(
+                    f"out of {device.type} memory even for one tile of {'×'.join(map(str, window))}: {advice}"
+                ) from None
+            warnings.warn(f"out of {device.type} memory: retrying with {change}", RuntimeWarning, stacklevel=2)
+
+
+def _half_window(model: Model, window: tuple[int, ...]) -> tuple[int, ...]:
+    """``window`` halved along the model's axes, kept a multiple of the pooling factor."""
+    extra = len(window) - model.dim
+    multiples = (1,) * extra + model.config.network.size_multiple
+    return tuple(
+        w if a < extra else max(m, (w // 2) // m * m) if w > m else w for a, (w, m) in enumerate(zip(window, multiples))
+    )
+
+
+@torch.inference_mode()
+def _blend_tiles(
+    model: Model,
+    image: np.ndarray,
+    window: tuple[int, ...],
+    overlap: float,
+    batch_size: int,
+    device: torch.device,
+    progress: Callable[[int, int], None] | None,
+) -> np.ndarray:
+    """One tiled pass with ``window``-shaped tiles, ``batch_size`` per forward pass."""
     network = model.network.place(device).eval()
     spatial = image.shape[1:]
-    window = window_shape(model, spatial, tile_size)
     extra = len(spatial) - model.dim
     multiple = (1,) * extra + model.config.network.size_multiple
-    weights_np = gaussian_weights(window)
-    weights = torch.from_numpy(weights_np).to(device)
+    weights = torch.from_numpy(gaussian_weights(window)).to(device)
     accumulated = torch.zeros((model.num_classes, *spatial), dtype=torch.float32, device=device)
     weight_sum = torch.zeros(spatial, dtype=torch.float32, device=device)
     boxes = list(tile_boxes(spatial, window, overlap, multiple))

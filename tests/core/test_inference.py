@@ -94,3 +94,40 @@ def test_tiles_smaller_than_the_pooling_factor_still_cover_the_image(rng):
 def test_bad_tiling_options_are_refused(rng, options, message):
     with pytest.raises(UserInputError, match=message):
         predict(_model(2), rng.random((20, 20)), device="cpu", **options)
+
+
+def test_out_of_memory_halves_the_batch_then_the_tiles_and_gives_the_same_result(rng, monkeypatch):
+    model = _model(2)
+    image = _smooth_image(rng, (96, 80))
+    expected = predict_normalized(model, image, tile_size=32, batch_size=1)
+    real_forward = model.network.forward
+    seen = []
+
+    def forward_with_little_memory(x):  # fakes a GPU that holds one 32² tile at a time
+        seen.append(tuple(x.shape))
+        if x.shape[0] > 1 or max(x.shape[2:]) > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
+        return real_forward(x)
+
+    monkeypatch.setattr(model.network, "forward", forward_with_little_memory)
+    with pytest.warns(RuntimeWarning, match="out of cpu memory") as warned:
+        result = predict_normalized(model, image, tile_size=64, batch_size=4)
+    messages = [str(w.message) for w in warned]
+    assert messages == [
+        "out of cpu memory: retrying with 2 tile(s) per pass",
+        "out of cpu memory: retrying with 1 tile(s) per pass",
+        "out of cpu memory: retrying with tiles of 32×32",
+    ]
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+
+
+def test_out_of_memory_for_the_smallest_tile_is_a_clear_error(rng, monkeypatch):
+    model = _model(2)
+
+    def no_memory(x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
+
+    monkeypatch.setattr(model.network, "forward", no_memory)
+    ending = r"even for one tile of 4×4: close other programs$"
+    with pytest.warns(RuntimeWarning), pytest.raises(UserInputError, match=ending):
+        predict_normalized(model, _smooth_image(rng, (40, 40)), tile_size=16, batch_size=1)
