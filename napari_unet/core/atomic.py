@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -10,7 +11,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import UserInputError
+
 _TMP_MARK = ".napari-unet-tmp-"
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
 
 def _remove(path: Path) -> None:
@@ -79,6 +83,12 @@ def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
     tmp = target.with_name(f"{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}")
     try:
         yield tmp
+    except OSError as error:
+        _remove(tmp)
+        if error.errno in _STORAGE_ERRORS:
+            reason = os.strerror(error.errno).lower()
+            raise UserInputError(f"cannot write {target}: {reason}; free some space or choose another path") from None
+        raise
     except BaseException:
         _remove(tmp)
         raise
