@@ -157,3 +157,44 @@ def test_config_describing_an_impossible_network_is_a_clear_error(tmp_path, mode
     (path / CONFIG_FILE).write_text(json.dumps(config))
     with pytest.raises(UserInputError):
         Model.load(path)
+
+
+KILLED_SAVER = """
+import sys, time, torch
+from napari_unet.core.model import Model
+
+real_save = torch.save
+
+def slow_save(obj, path, *args, **kwargs):
+    real_save(obj, path, *args, **kwargs)
+    print("weights written", flush=True)
+    time.sleep(60)  # killed here, before the swap
+
+torch.save = slow_save
+model = Model.load(sys.argv[1])
+for p in model.network.parameters():
+    p.data += 1.0
+model.save(sys.argv[1])
+"""
+
+
+def test_sigkill_while_saving_keeps_the_previous_model(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    Model.create(dim=2, base_channels=4, depth=2).save(tmp_path / "m")
+    before = Model.load(tmp_path / "m").network.state_dict()
+    saver = subprocess.Popen(
+        [sys.executable, "-c", KILLED_SAVER, str(tmp_path / "m")], stdout=subprocess.PIPE, text=True
+    )
+    assert saver.stdout.readline().strip() == "weights written"
+    os.kill(saver.pid, signal.SIGKILL)
+    saver.wait()
+    after = Model.load(tmp_path / "m").network.state_dict()
+    for name, value in before.items():
+        torch.testing.assert_close(after[name], value)
+    Model.load(tmp_path / "m").save(tmp_path / "m")  # the next save removes the dead writer's temporary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]

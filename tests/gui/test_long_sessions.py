@@ -1,0 +1,44 @@
+"""A long session: many train/stop cycles in one viewer leave threads, sessions and memory flat."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+import weakref
+
+TIMEOUT_MS = 60_000
+CYCLES = 20
+
+
+def test_twenty_train_stop_cycles_leave_nothing_behind(trainer, qtbot):
+    from qtpy.QtCore import QThreadPool
+
+    viewer, widget = trainer
+    pool = QThreadPool.globalInstance()
+    sessions: list[weakref.ref] = []
+    threads_after: list[int] = []
+    tracemalloc.start()
+    try:
+        for cycle in range(CYCLES):
+            widget.train()
+            session = widget.session
+            assert session is not None, widget.message.text()
+            sessions.append(weakref.ref(session))
+            del session
+            qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+            widget.stop()
+            qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+            pool.waitForDone(5000)
+            gc.collect()
+            threads_after.append(threading.active_count())
+            if cycle == 4:  # warmed up: torch, previews and layers exist
+                baseline = tracemalloc.take_snapshot()
+        growth = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(baseline, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert pool.activeThreadCount() == 0
+    assert max(threads_after[4:]) <= threads_after[4]  # no thread left per cycle
+    assert sum(ref() is not None for ref in sessions[:-1]) == 0  # old sessions are freed
+    assert growth < 20 * 2**20, f"Python memory grew by {growth / 2**20:.1f} MiB over {CYCLES - 5} cycles"
+    assert len([layer for layer in viewer.layers if layer.name.endswith("prediction")]) == 1
