@@ -48,6 +48,11 @@ def prepare_model(
         check_spatial_ndim(spatial, start.dim)
         model = start.adapted_to(num_classes, image.shape[0])
     else:
+        if dim is None and len(spatial) not in (2, 3):
+            raise UserInputError(
+                f"the image has {len(spatial)} spatial axes (shape {tuple(image.shape[1:])}): set the channel axis "
+                "(--channel-axis) if one holds channels, or save one time point / one volume as its own image"
+            )
         dim = dim or len(spatial)
         if dim not in (2, 3):
             raise UserInputError(f"--dim must be 2 or 3, got {dim}")

@@ -18,6 +18,7 @@ import torch
 from .augment import augment
 from .config import TrainConfig
 from .devices import resolve_device
+from .errors import UserInputError
 from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
 from .model import Model
@@ -143,23 +144,48 @@ class _Run:
         return images_t.to(self.device, non_blocking=True), targets_t.to(self.device, non_blocking=True)
 
     def step(self, learning_rate: float) -> float:
-        """One optimiser step; returns the loss."""
+        """One optimiser step; returns the loss (NaN for a skipped step). Out of device memory, the
+        step is retried with half the patches, with a warning."""
+        buffers = [buffer.clone() for buffer in self.network.buffers()]  # norm statistics: a few kB
+        try:
+            return self._step(learning_rate, buffers)
+        except torch.cuda.OutOfMemoryError:
+            self._restore(buffers)
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if self.batch_size == 1:
+                raise UserInputError(
+                    f"out of {self.device.type} memory even for one patch of {'×'.join(map(str, self.patch))}: "
+                    "close other programs or train on the CPU"
+                ) from None
+            self.batch_size //= 2
+            warnings.warn(
+                f"out of {self.device.type} memory: training goes on with {self.batch_size} patches per step",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.step(learning_rate)
+
+    def _step(self, learning_rate: float, buffers: list[torch.Tensor]) -> float:
         images, targets = self._batch()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
         settings = self.settings
-        buffers = [buffer.clone() for buffer in self.network.buffers()]  # norm statistics: a few kB
         loss = sparse_loss(self.network(images), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
         self.optimizer.zero_grad(set_to_none=True)
         if not torch.isfinite(loss):  # skip the update and undo the statistics: the last good model stays
-            for buffer, saved in zip(self.network.buffers(), buffers):
-                buffer.copy_(saved)
+            self._restore(buffers)
             self.bad_steps += 1
             return float("nan")
         self.bad_steps = 0
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())
+
+    def _restore(self, buffers: list[torch.Tensor]) -> None:
+        for buffer, saved in zip(self.network.buffers(), buffers):
+            buffer.copy_(saved)
 
     def preview(self) -> Preview | None:
         """The requested region's prediction, if one was asked for since the last report."""

@@ -4,6 +4,7 @@ disk gives one clear line and leaves the previous file as it was."""
 from __future__ import annotations
 
 import errno
+import re
 
 import numpy as np
 import pytest
@@ -62,3 +63,20 @@ def test_a_full_or_read_only_disk_is_one_clear_line_and_keeps_the_old_file(tmp_p
     assert "\n" not in str(raised.value)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no partial temporary left
     np.testing.assert_array_equal(read_image(target).data, np.ones((8, 8), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (1, 40), (40, 1), (1, 40, 40), (3, 9, 1)])
+def test_tiny_and_one_pixel_thick_images_train_and_predict(rng, shape):
+    image = rng.random(shape).astype(np.float32)
+    strokes = np.zeros(shape, np.uint8)
+    strokes.flat[0], strokes.flat[-1] = 1, 2
+    model = train(image, strokes, steps=2, base_channels=4, depth=2, device="cpu")
+    assert predict(model, image, device="cpu").labels.shape == shape
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (1, 2, 3, 4, 5)])
+def test_4d_and_5d_images_need_an_explicit_choice(rng, shape):
+    strokes = np.zeros(shape, np.uint8)
+    strokes.flat[0], strokes.flat[-1] = 1, 2
+    with pytest.raises(UserInputError, match=rf"spatial axes \(shape {re.escape(str(shape))}\)"):
+        train(rng.random(shape).astype(np.float32), strokes, steps=1, device="cpu")

@@ -175,3 +175,27 @@ def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_we
             torch.testing.assert_close(value, snapshots[2][name])  # no update from a non-finite loss
     assert "kept the last good weights" in model.config.history[-1]["stopped"]
     assert all(torch.isfinite(v).all() for v in model.network.state_dict().values() if v.is_floating_point())
+
+
+def test_out_of_memory_in_training_halves_the_batch_and_goes_on(nuclei_2d, monkeypatch):
+    import torch
+
+    from napari_unet.core import training
+    from napari_unet.core.api import train
+
+    batches = []
+    real_run = training._Run
+
+    class SmallGpu(real_run):  # fakes a device that holds two patches at a time
+        def _batch(self):
+            images, targets = super()._batch()
+            batches.append(images.shape[0])
+            if images.shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
+            return images, targets
+
+    monkeypatch.setattr(training, "_Run", SmallGpu)
+    with pytest.warns(RuntimeWarning, match="training goes on with 2 patches per step"):
+        model = train(nuclei_2d.image, nuclei_2d.strokes, steps=5, base_channels=4, depth=2, device="cpu")
+    assert batches[:3] == [8, 4, 2] and set(batches[3:]) == {2}
+    assert model.config.history[-1]["steps"] == 5 and model.config.history[-1]["batch_size"] == 2
