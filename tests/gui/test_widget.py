@@ -216,3 +216,18 @@ def test_pause_then_resume_keeps_training(trainer, qtbot):
     steps = len(widget.loss_plot.losses)
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= steps + 5, timeout=TIMEOUT_MS)
     _stop(qtbot, widget)
+
+
+@pytest.mark.parametrize("renamed", ["nuclei 2D prediction", "nuclei 2D strokes", "nuclei 2D"])
+def test_renaming_a_layer_mid_training_does_not_crash(trainer, qtbot, renamed):
+    viewer, widget = trainer
+    strokes_before = viewer.layers["nuclei 2D strokes"].data.copy()
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: session.previews_shown >= 1, timeout=TIMEOUT_MS)
+    viewer.layers[renamed].name = "renamed by the user"
+    shown = session.previews_shown
+    qtbot.waitUntil(lambda: session.previews_shown >= shown + 2, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+    assert widget.model is not None
+    strokes = viewer.layers["renamed by the user" if renamed.endswith("strokes") else "nuclei 2D strokes"]
+    np.testing.assert_array_equal(strokes.data, strokes_before)  # a prediction never lands in the strokes
