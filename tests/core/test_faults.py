@@ -80,3 +80,9 @@ def test_4d_and_5d_images_need_an_explicit_choice(rng, shape):
     strokes.flat[0], strokes.flat[-1] = 1, 2
     with pytest.raises(UserInputError, match=rf"spatial axes \(shape {re.escape(str(shape))}\)"):
         train(rng.random(shape).astype(np.float32), strokes, steps=1, device="cpu")
+
+
+def test_an_empty_image_is_refused(nuclei_2d):
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, base_channels=4, depth=2, device="cpu")
+    with pytest.raises(UserInputError, match="the image is empty"):
+        predict(model, np.zeros((0, 10), np.float32), device="cpu")

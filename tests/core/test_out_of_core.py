@@ -57,7 +57,7 @@ def write_ome_image(path, data, axes, scale, translation=None, version="0.4", ch
         group,
         [{"path": "0", "coordinateTransformations": transforms}],
         fmt=ngff_format(version),
-        axes=[{"name": n, "type": "channel" if n == "c" else "space"} for n in axes],
+        axes=[{"name": n, "type": {"c": "channel", "t": "time"}.get(n, "space")} for n in axes],
     )
     return path
 
@@ -311,3 +311,13 @@ def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
     for level in range(1, len(list(group.array_keys()))):
         step = 2**level
         np.testing.assert_array_equal(np.asarray(group[str(level)]), level0[::step, ::step])
+
+
+def test_a_time_axis_is_dropped_when_single_and_refused_otherwise(tmp_path, image_2d):
+    single = write_ome_image(tmp_path / "t1.zarr", image_2d[None], "tyx", [1.0, 0.5, 0.5])
+    image = read_image(single, lazy=True)
+    assert image.view().shape == (1, *image_2d.shape) and image.spacing == (0.5, 0.5)
+    np.testing.assert_array_equal(read_image(single).data, image_2d)
+    several = write_ome_image(tmp_path / "t3.zarr", np.stack([image_2d] * 3), "tyx", [1.0, 1.0, 1.0])
+    with pytest.raises(UserInputError, match=r"non-spatial axis \(t=3\): save one time point"):
+        read_image(several, lazy=True)
