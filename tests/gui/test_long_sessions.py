@@ -41,4 +41,4 @@ def test_twenty_train_stop_cycles_leave_nothing_behind(trainer, qtbot):
     assert max(threads_after[4:]) <= threads_after[4]  # no thread left per cycle
     assert sum(ref() is not None for ref in sessions[:-1]) == 0  # old sessions are freed
     assert growth < 20 * 2**20, f"Python memory grew by {growth / 2**20:.1f} MiB over {CYCLES - 5} cycles"
-    assert len([layer for layer in viewer.layers if layer.name.endswith("prediction")]) == 1
+    assert len([layer for layer in viewer.layers if layer.name.endswith("prediction")]) <= 1  # no pile-up
