@@ -46,12 +46,14 @@ class TrainingJob:
         spacing: tuple[float, ...] | None,
         init: Model | None,
         device: str = "auto",
+        image_name: str | None = None,
     ) -> None:
         from napari.qt.threading import create_worker
 
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._inputs = {"image": image, "strokes": strokes, "dim": dim, "spacing": spacing, "init": init}
         self._device = device
+        self._image_name = image_name
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
     def send(self, message: Message) -> None:
@@ -95,7 +97,7 @@ class TrainingJob:
             spacing=self._inputs["spacing"],
             init=self._inputs["init"],
         )
-        config = TrainConfig(steps=None, time_budget=None, device=self._device)
+        config = TrainConfig(steps=None, time_budget=None, device=self._device, image_name=self._image_name)
         loop = train_steps(model, image, annotations, config)
         received: list[Any] | None = None
         while True:

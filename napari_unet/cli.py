@@ -171,6 +171,7 @@ def _train(args: argparse.Namespace) -> None:
         device=args.device,
         seed=args.seed,
         batch_size=args.batch_size,
+        image_name=Path(args.image).name,
     )
     model.save(model_path)
     run = model.config.history[-1]

@@ -76,6 +76,7 @@ class TrainConfig:
     smoothness_sigma: float = 0.05
     seed: int | None = None
     device: str = "auto"
+    image_name: str | None = None  # recorded in the model card (a file name or a layer name)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

@@ -17,11 +17,13 @@ import torch
 from .atomic import atomic_target, interrupted_swap_leftover
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .errors import UserInputError
+from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
 from .normalization import normalize, percentile_ranges
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
+CARD_FILE = "MODEL_CARD.md"
 
 
 class Model:
@@ -94,6 +96,7 @@ class Model:
             state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
             torch.save(state, tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+            (tmp / CARD_FILE).write_text(model_card(self.config))
         return path
 
     @classmethod

@@ -6,7 +6,9 @@ thread and sends new strokes or preview requests into it).
 
 from __future__ import annotations
 
+import datetime
 import math
+import platform
 import time
 import warnings
 from collections.abc import Generator, Sequence
@@ -210,6 +212,18 @@ class _Run:
             self.stop_requested = True
 
 
+def software_versions() -> dict[str, str]:
+    """Versions that shape a result: napari-unet, torch, numpy, Python."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("napari-unet")
+    except PackageNotFoundError:  # a source tree
+        ours = "unknown"
+    python = platform.python_version()
+    return {"napari_unet": ours, "torch": torch.__version__, "numpy": np.__version__, "python": python}
+
+
 def train_steps(
     model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
 ) -> Generator[Report, Message | Sequence[Message] | None, Model]:
@@ -220,6 +234,7 @@ def train_steps(
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
     """
     run = _Run(model, image, annotations, settings)
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
     while not run.stop_requested:
         elapsed = time.perf_counter() - start
@@ -242,6 +257,8 @@ def train_steps(
     run.network.eval()
     model.config.history.append(
         {
+            "date": started_at,
+            "image": {"name": settings.image_name, "shape": list(image.shape), "dtype": str(image.dtype)},
             "steps": step,
             "seconds": round(time.perf_counter() - start, 3),
             "final_loss": loss,
@@ -249,6 +266,13 @@ def train_steps(
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
+            "settings": {
+                "steps": settings.steps,
+                "time_budget": settings.time_budget,
+                "learning_rate": settings.learning_rate,
+                "seed": settings.seed,
+            },
+            "versions": software_versions(),
             **({"stopped": stopped} if stopped else {}),
         }
     )

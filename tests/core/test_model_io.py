@@ -198,3 +198,20 @@ def test_sigkill_while_saving_keeps_the_previous_model(tmp_path):
         torch.testing.assert_close(after[name], value)
     Model.load(tmp_path / "m").save(tmp_path / "m")  # the next save removes the dead writer's temporary
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_the_model_card_records_what_the_model_was_trained_on(tmp_path, nuclei_2d):
+    from napari_unet.core.api import train
+
+    model = train(
+        nuclei_2d.image, nuclei_2d.strokes, steps=3, seed=4, base_channels=4, depth=2, device="cpu", image_name="a.tif"
+    )
+    model.save(tmp_path / "m")
+    run = json.loads((tmp_path / "m" / CONFIG_FILE).read_text())["history"][-1]
+    assert run["image"] == {"name": "a.tif", "shape": [1, *nuclei_2d.image.shape], "dtype": str(nuclei_2d.image.dtype)}
+    painted = {str(v): int((nuclei_2d.strokes == v).sum()) for v in (1, 2)}
+    assert run["painted_voxels"] == painted and run["steps"] == 3 and run["device"] == "cpu"
+    assert run["settings"]["seed"] == 4 and run["versions"]["torch"] == torch.__version__
+    card = (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    assert "A 2D U-Net (depth 2, 4 base channels" in card and "- 2: class 2" in card
+    assert f"| 1 | {run['date']} | a.tif | [1, 128, 160] | 1: {painted['1']}, 2: {painted['2']} | 3 |" in card

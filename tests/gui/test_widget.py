@@ -104,6 +104,7 @@ def test_predict_all_and_model_round_trip(trainer, qtbot, tmp_path):
     _stop(qtbot, widget)
     widget.save_model(str(tmp_path / "model"))
     assert (tmp_path / "model" / "config.json").exists()
+    assert "| nuclei 2D | [1, 512, 512] |" in (tmp_path / "model" / "MODEL_CARD.md").read_text()  # the layer
     viewer.layers.remove("nuclei 2D prediction") if "nuclei 2D prediction" in viewer.layers else None
     widget.model = None
     widget.load_model(str(tmp_path / "model"))

@@ -1,0 +1,42 @@
+"""A model card: what a saved model is, what it was trained on and with what, in plain Markdown."""
+
+from __future__ import annotations
+
+from .config import ModelConfig
+
+
+def model_card(config: ModelConfig) -> str:
+    """``MODEL_CARD.md`` for a model directory, written from its ``config.json``."""
+    network = config.network
+    lines = [
+        "# napari-unet model",
+        "",
+        f"A {network.dim}D U-Net (depth {network.depth}, {network.base_channels} base channels, {network.norm} norm, "
+        f"pooling strides {network.pool_strides}) taking {network.in_channels} channel(s) and giving "
+        f"{network.num_classes} classes. Load it with `napari_unet.load_model(path)` or the dock's Load model.",
+        "",
+        "## Classes",
+        "",
+        *[f"- {value}: {name}" for value, name in enumerate(config.class_names, start=1)],
+        "",
+        "## Input",
+        "",
+        f"- voxel size the pooling was planned for: {config.spacing}",
+        f"- normalisation: per image and channel, percentile {config.normalization.low_percentile} → 0 and "
+        f"{config.normalization.high_percentile} → 1 (ranges seen in training: {config.normalization.fitted})",
+        "",
+        "## Training runs",
+        "",
+        "| # | date | image | shape (C, *spatial) | painted voxels per class | steps | seconds | device | versions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for number, run in enumerate(config.history, start=1):
+        image = run.get("image", {})
+        painted = ", ".join(f"{k}: {v}" for k, v in run.get("painted_voxels", {}).items())
+        versions = ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items())
+        lines.append(
+            f"| {number} | {run.get('date', '')} | {image.get('name') or ''} | {image.get('shape', '')} | {painted} "
+            f"| {run.get('steps', '')} | {run.get('seconds', '')} | {run.get('device', '')} | {versions} |"
+        )
+    lines += ["", "Everything here is also in `config.json`; the weights are a PyTorch state dict in `weights.pt`.", ""]
+    return "\n".join(lines)
