@@ -179,10 +179,6 @@ def _train(args: argparse.Namespace) -> None:
     print(f"{summary} (loss {run['final_loss']:.3f}) → {model_path}")
 
 
-def _probabilities_path(out: Path) -> Path:
-    return out.with_name(f"{out.stem}_probabilities{out.suffix}")
-
-
 def _is_zarr_output(out: str) -> bool:
     from .core.zarr_output import is_image_labels_path
 
@@ -235,6 +231,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from .core.io import check_output_path, read_image, write_array
     from .core.model import Model
+    from .core.zarr_output import probabilities_path
 
     if _is_zarr_output(args.out):
         _predict_out_of_core(args)
@@ -256,7 +253,7 @@ def _predict(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
     )
     if prediction.probabilities is not None:
-        write_array(_probabilities_path(out), prediction.probabilities, image.spacing)
+        write_array(probabilities_path(out), prediction.probabilities, image.spacing)
     labels = prediction.labels
     if args.instances:
         from .core.postprocess import instances_from_labels

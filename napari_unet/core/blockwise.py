@@ -89,10 +89,17 @@ class BlockPlan:
         ]
 
     def region(self, block: tuple[slice, ...]) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-        """The box read for ``block`` (block + halo, clipped to the image) and where ``block`` lies in it."""
-        region = tuple(slice(max(0, b.start - h), min(s, b.stop + h)) for b, h, s in zip(block, self.halo, self.shape))
-        inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(block, region))
-        return region, inner
+        """The box read for ``block`` and where ``block`` lies in it (see :func:`with_halo`)."""
+        return with_halo(block, self.halo, self.shape)
+
+
+def with_halo(
+    block: tuple[slice, ...], halo: Sequence[int], shape: Sequence[int]
+) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
+    """``block`` grown by ``halo`` per side (clipped to ``shape``), and where ``block`` lies in it."""
+    region = tuple(slice(max(0, b.start - h), min(s, b.stop + h)) for b, h, s in zip(block, halo, shape))
+    inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(block, region))
+    return region, inner
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .blockwise import BlockPlan, return_freed_memory
+from .blockwise import BlockPlan, return_freed_memory, with_halo
 from .postprocess import instances_from_labels
 
 JOIN_FRACTION = 0.5  # share of each other's voxels two ids must cover in a shared zone to be one object
@@ -36,8 +36,7 @@ def instances_to_array(
     blocks = BlockPlan.chunk_grid(shape, block_shape)
     joins = _UnionFind()
     for index, block in enumerate(blocks):
-        region = tuple(slice(max(0, b.start - h), min(s, b.stop + h)) for b, h, s in zip(block, halo, shape))
-        inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(block, region))
+        region, inner = with_halo(block, halo, shape)
         local = instances_from_labels(np.asarray(labels[region]), spacing, **options)
         in_block = np.unique(local[inner])
         in_block = in_block[in_block > 0]
