@@ -98,6 +98,8 @@ class UNetTrainerWidget(QWidget):
         self.load_button = QPushButton("Load model…")
         self.predict_button = QPushButton("Predict all")
         self.export_button = QPushButton("Export masks…")
+        self.save_session_button = QPushButton("Save session…")
+        self.open_session_button = QPushButton("Open session…")
         self.status = QLabel()
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -122,6 +124,7 @@ class UNetTrainerWidget(QWidget):
             (self.train_button, self.pause_button, self.stop_button),
             (self.save_button, self.load_button),
             (self.predict_button, self.export_button),
+            (self.save_session_button, self.open_session_button),
         ):
             row = QHBoxLayout()
             for button in buttons:
@@ -141,6 +144,8 @@ class UNetTrainerWidget(QWidget):
         self.load_button.clicked.connect(self._load_dialog)
         self.predict_button.clicked.connect(self.predict_all)
         self.export_button.clicked.connect(self._export_dialog)
+        self.save_session_button.clicked.connect(self._save_session_dialog)
+        self.open_session_button.clicked.connect(self._open_session_dialog)
         self.image_combo.changed.connect(self.suggestions.clear)
         self.image_combo.changed.connect(self._update_buttons)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
@@ -389,22 +394,21 @@ class UNetTrainerWidget(QWidget):
         is_prediction = image is not None and layer.name == f"{image.name} prediction"
         class_names = self.model.config.class_names if is_prediction and self.model is not None else ()
         name = layer.name
-        self.export_worker = create_worker(
-            write_label_image,
-            data,
-            path,
-            spacing=tuple(layer.scale),
-            translation=tuple(layer.translate),
-            class_names=class_names,
-            _start_thread=False,
-            _ignore_errors=True,
-        )
-        self.export_worker.returned.connect(lambda written: self.show_message(f"{name} exported to {written}"))
-        self.export_worker.errored.connect(lambda error: self.show_message(f"masks not exported: {error}"))
-        self.export_worker.finished.connect(self._export_finished)
         self.show_message(f"exporting {name}…")
-        self.export_worker.start()
-        self._update_buttons()
+        self._run_disk_job(
+            create_worker(
+                write_label_image,
+                data,
+                path,
+                spacing=tuple(layer.scale),
+                translation=tuple(layer.translate),
+                class_names=class_names,
+                _start_thread=False,
+                _ignore_errors=True,
+            ),
+            lambda written: self.show_message(f"{name} exported to {written}"),
+            "masks not exported",
+        )
 
     def _export_dialog(self) -> None:
         path = QFileDialog.getSaveFileName(self, "Export masks as OME-Zarr", "", "OME-Zarr (*.zarr)")[0]
@@ -414,6 +418,77 @@ class UNetTrainerWidget(QWidget):
     def _export_finished(self) -> None:
         self.export_worker = None
         self._update_buttons()
+
+    # ---- sessions -----------------------------------------------------------------------------
+    def save_session(self, path: str) -> None:
+        """Save the chosen image, its strokes and the model to one OME-Zarr project (in the background)."""
+        import numpy as np
+        from napari.qt.threading import create_worker
+
+        from . import _layers
+        from .core.session import save_session
+
+        image, strokes = self.image_combo.value, self.strokes_combo.value
+        if image is None or strokes is None:
+            self.show_message("choose an image and its strokes layer first")
+            return
+        pixels = _layers.image_array(image)  # (C, *spatial)
+        channel_axis = 0 if pixels.shape[0] > 1 else None
+        self._run_disk_job(
+            create_worker(
+                save_session,
+                path,
+                pixels if channel_axis is not None else pixels[0],
+                np.array(strokes.data, copy=True),
+                model=self.model,
+                spacing=_layers.spatial_transform(image)["scale"],
+                channel_axis=channel_axis,
+                image_name=image.name,
+                _start_thread=False,
+                _ignore_errors=True,
+            ),
+            lambda written: self.show_message(f"session saved to {written}"),
+            "session not saved",
+        )
+
+    def open_session(self, path: str) -> None:
+        """Open a saved session: its image and strokes as layers, its model as the current one."""
+        from napari.qt.threading import create_worker
+
+        from .core.session import load_session
+
+        def show(session) -> None:
+            name = session.image_name or Path(path).stem
+            kwargs = {"scale": session.spacing} if session.spacing else {}
+            image = self.viewer.add_image(session.image, name=name, channel_axis=session.channel_axis, **kwargs)
+            image = image[0] if isinstance(image, list) else image
+            strokes = self.viewer.add_labels(session.strokes, name=f"{name} strokes", **kwargs)
+            self.image_combo.value, self.strokes_combo.value = image, strokes
+            self.model = session.model
+            self.show_message(f"session {path} opened" + ("" if session.model else " (no model yet)"))
+
+        self._run_disk_job(
+            create_worker(load_session, path, _start_thread=False, _ignore_errors=True), show, "session not opened"
+        )
+
+    def _run_disk_job(self, worker, on_done, failure: str) -> None:
+        """Run a save/open/export ``worker``; its result goes to ``on_done``, an error to the message line."""
+        self.export_worker = worker
+        worker.returned.connect(on_done)
+        worker.errored.connect(lambda error: self.show_message(f"{failure}: {error}"))
+        worker.finished.connect(self._export_finished)
+        worker.start()
+        self._update_buttons()
+
+    def _save_session_dialog(self) -> None:
+        path = QFileDialog.getSaveFileName(self, "Save session as", "", "napari-unet session (*.zarr)")[0]
+        if path:
+            self.save_session(path)
+
+    def _open_session_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open session (.zarr folder)")
+        if path:
+            self.open_session(path)
 
     # ---- display ------------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
@@ -434,6 +509,8 @@ class UNetTrainerWidget(QWidget):
         self.load_button.setEnabled(not busy)
         self.predict_button.setEnabled(self.model is not None and not busy)
         self.export_button.setEnabled(not busy)
+        self.save_session_button.setEnabled(not busy)
+        self.open_session_button.setEnabled(not busy)
         self.suggestions.update_state()
 
     @property
