@@ -31,6 +31,43 @@ class SyntheticSample:
         return np.where(self.instances > 0, 2, 1).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class Style:
+    """How a synthetic image looks; the defaults give the bundled sample data.
+
+    ``photons`` sets the shot noise (photons at unit brightness), ``read_noise`` the camera noise
+    (counts), ``psf_sigma`` the blur (physical units), ``brightness_spread`` the log-normal spread
+    of nucleus brightness, ``texture`` the chromatin texture, ``edge_dimming`` how much darker a
+    nucleus' rim is than its centre, ``clutter`` the background debris, ``background`` the
+    out-of-focus haze, ``tilt`` the strength of the illumination gradient.
+    """
+
+    photons: float = 250.0
+    read_noise: float = 6.0
+    psf_sigma: float = 1.6
+    brightness_spread: float = 0.45
+    texture: float = 0.25
+    edge_dimming: float = 0.45
+    clutter: float = 0.08
+    background: float = 0.12
+    tilt: float = 0.35
+
+
+def random_style(rng: np.random.Generator) -> Style:
+    """A style drawn from the ranges the pretrained models saw (see scripts/pretrain.py)."""
+    return Style(
+        photons=float(np.exp(rng.uniform(np.log(25), np.log(1500)))),
+        read_noise=float(rng.uniform(2, 15)),
+        psf_sigma=float(rng.uniform(0.8, 3.0)),
+        brightness_spread=float(rng.uniform(0.15, 0.7)),
+        texture=float(rng.uniform(0.05, 0.5)),
+        edge_dimming=float(rng.uniform(0.0, 0.7)),
+        clutter=float(rng.uniform(0.0, 0.25)),
+        background=float(rng.uniform(0.03, 0.4)),
+        tilt=float(rng.uniform(0.0, 0.6)),
+    )
+
+
 def _smooth_noise(rng: np.random.Generator, shape: Sequence[int], sigma: Sequence[float]) -> np.ndarray:
     """Zero-mean, unit-std Gaussian-filtered white noise."""
     field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
@@ -95,23 +132,25 @@ def _rasterise(
     return labels, best
 
 
-def _render(rng: np.random.Generator, labels: np.ndarray, distance: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+def _render(
+    rng: np.random.Generator, labels: np.ndarray, distance: np.ndarray, spacing: np.ndarray, style: Style
+) -> np.ndarray:
     """Fluorescence image (uint16) for the given nuclei."""
     shape = labels.shape
     n = int(labels.max())
-    brightness = np.concatenate([[0.0], rng.lognormal(0.0, 0.45, n)]).astype(np.float32)
-    texture = 1 + 0.25 * _smooth_noise(rng, shape, 1.2 / spacing)
-    profile = np.where(labels > 0, 1 - 0.45 * np.minimum(distance, 1) ** 2, 0)
+    brightness = np.concatenate([[0.0], rng.lognormal(0.0, style.brightness_spread, n)]).astype(np.float32)
+    texture = 1 + style.texture * _smooth_noise(rng, shape, 1.2 / spacing)
+    profile = np.where(labels > 0, 1 - style.edge_dimming * np.minimum(distance, 1) ** 2, 0)
     signal = brightness[labels] * profile * texture
-    clutter = np.clip(_smooth_noise(rng, shape, 6.0 / spacing), 0, None) * 0.08
-    psf = np.array([1.0] * len(shape)) / spacing * np.array([1.6] * len(shape))
+    clutter = np.clip(_smooth_noise(rng, shape, 6.0 / spacing), 0, None) * style.clutter
+    psf = np.array([1.0] * len(shape)) / spacing * np.array([style.psf_sigma] * len(shape))
     blurred = ndi.gaussian_filter(signal + clutter, psf)
     coords = np.meshgrid(*[np.linspace(-1, 1, s) for s in shape], indexing="ij")
-    tilt = rng.uniform(-0.35, 0.35, len(shape))
+    tilt = rng.uniform(-style.tilt, style.tilt, len(shape))
     gradient = sum(t * c for t, c in zip(tilt, coords))
     illumination = 1 + gradient + 0.15 * _smooth_noise(rng, shape, 40 / spacing)
-    photons = 250 * np.clip(blurred * illumination + 0.12, 0, None)
-    noisy = rng.poisson(photons).astype(np.float32) + rng.normal(0, 6, shape) + 100
+    photons = style.photons * np.clip(blurred * illumination + style.background, 0, None)
+    noisy = rng.poisson(photons).astype(np.float32) + rng.normal(0, style.read_noise, shape) + 100
     return np.clip(noisy, 0, 65535).astype(np.uint16)
 
 
@@ -168,12 +207,14 @@ def synthetic_nuclei(
     radius_range: tuple[float, float] = (7.0, 13.0),
     density: float = 0.45,
     stroke_fraction: float = 0.002,
+    style: Style = Style(),  # frozen, so one shared default is safe
     seed: int = 0,
 ) -> SyntheticSample:
     """A 2D (YX) or 3D (ZYX) synthetic nuclei image with dense truth and sparse strokes.
 
     ``spacing`` is the voxel size per axis (e.g. ``(2, 1, 1)`` for Z twice as coarse);
-    ``radius_range`` is in the units of ``spacing``; ``density`` roughly the covered fraction.
+    ``radius_range`` is in the units of ``spacing``; ``density`` roughly the covered fraction;
+    ``style`` how the image looks (noise, blur, texture, ...).
     """
     rng = np.random.default_rng(seed)
     spacing_arr = np.asarray(spacing if spacing is not None else [1.0] * len(shape), float)
@@ -182,6 +223,6 @@ def synthetic_nuclei(
     from skimage.segmentation import relabel_sequential
 
     labels = relabel_sequential(labels)[0].astype(np.int32)
-    image = _render(rng, labels, distance, spacing_arr)
+    image = _render(rng, labels, distance, spacing_arr, style)
     strokes = simulate_strokes(labels, stroke_fraction, seed=seed + 1, spacing=spacing_arr)
     return SyntheticSample(image, labels, strokes, tuple(float(s) for s in spacing_arr))
