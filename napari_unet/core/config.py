@@ -6,41 +6,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .network import NetworkConfig
+
 FORMAT_VERSION = 1
-
-
-@dataclass
-class NetworkConfig:
-    """Architecture of a :class:`~napari_unet.core.model.UNet`.
-
-    ``pool_strides[i]`` is the downsampling factor per spatial axis after encoder level ``i``
-    (``len(pool_strides) == depth - 1``); 1 means "do not pool this axis" (anisotropic voxels).
-    """
-
-    dim: int
-    in_channels: int
-    num_classes: int
-    base_channels: int = 16
-    depth: int = 4
-    norm: str = "batch"
-    pool_strides: list[list[int]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {self.dim}")
-        if not self.pool_strides:
-            self.pool_strides = [[2] * self.dim for _ in range(self.depth - 1)]
-        self.pool_strides = [list(map(int, s)) for s in self.pool_strides]
-        if len(self.pool_strides) != self.depth - 1 or any(len(s) != self.dim for s in self.pool_strides):
-            raise ValueError("pool_strides must hold depth - 1 entries of length dim")
-
-    @property
-    def size_multiple(self) -> tuple[int, ...]:
-        """Per-axis factor every input size is padded to (product of the pooling strides)."""
-        multiple = [1] * self.dim
-        for strides in self.pool_strides:
-            multiple = [m * s for m, s in zip(multiple, strides)]
-        return tuple(multiple)
 
 
 @dataclass

@@ -1,16 +1,53 @@
-"""The U-Net: one class for 2D and 3D, skip connections by concatenation, anisotropic pooling."""
+"""The U-Net: one class for 2D and 3D, skip connections by concatenation, anisotropic pooling.
+
+This file imports nothing but torch, so it travels as the architecture source of exported
+bioimage.io packages (built there by :func:`unet_from_kwargs`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import NetworkConfig
-
 _NORMS = ("batch", "instance", "group", "none")
+
+
+@dataclass
+class NetworkConfig:
+    """Architecture of a :class:`UNet`.
+
+    ``pool_strides[i]`` is the downsampling factor per spatial axis after encoder level ``i``
+    (``len(pool_strides) == depth - 1``); 1 means "do not pool this axis" (anisotropic voxels).
+    """
+
+    dim: int
+    in_channels: int
+    num_classes: int
+    base_channels: int = 16
+    depth: int = 4
+    norm: str = "batch"
+    pool_strides: list[list[int]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim}")
+        if not self.pool_strides:
+            self.pool_strides = [[2] * self.dim for _ in range(self.depth - 1)]
+        self.pool_strides = [list(map(int, s)) for s in self.pool_strides]
+        if len(self.pool_strides) != self.depth - 1 or any(len(s) != self.dim for s in self.pool_strides):
+            raise ValueError("pool_strides must hold depth - 1 entries of length dim")
+
+    @property
+    def size_multiple(self) -> tuple[int, ...]:
+        """Per-axis factor every input size is padded to (product of the pooling strides)."""
+        multiple = [1] * self.dim
+        for strides in self.pool_strides:
+            multiple = [m * s for m, s in zip(multiple, strides)]
+        return tuple(multiple)
 
 
 def pool_strides_for_spacing(spacing: Sequence[float], depth: int) -> list[list[int]]:
@@ -125,3 +162,8 @@ class UNet(nn.Module):
         logits = self.head(x)
         crop = (slice(None), slice(None), *tuple(slice(0, s) for s in spatial))
         return logits[crop].contiguous()
+
+
+def unet_from_kwargs(**config) -> UNet:
+    """A :class:`UNet` from :class:`NetworkConfig` fields given as keywords (JSON-friendly)."""
+    return UNet(NetworkConfig(**config))
