@@ -1,4 +1,4 @@
-"""``napari-unet`` command line: train, predict, demo. Bad input exits 2 with one line, no traceback."""
+"""``napari-unet`` command line: train, predict, export, demo. Bad input exits 2 with one line, no traceback."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--dim", type=int, choices=[2, 3], help="2D or 3D network (default: the image's)")
     train.add_argument("--time-budget", type=float, help="stop after this many seconds (default 60 without --steps)")
     train.add_argument("--steps", type=int, help="stop after this many steps")
-    train.add_argument("--init", help="model directory to fine-tune from")
+    train.add_argument(
+        "--init",
+        help="start from: a model directory, a bioimage.io .zip napari-unet exported, or a pretrained name "
+        "(nuclei-2d, nuclei-3d)",
+    )
     _add_device(train)
     train.add_argument("--seed", type=int, help="random seed")
     train.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
@@ -40,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, help="patches per step (default 8 in 2D, 4 in 3D)")
 
     predict = commands.add_parser("predict", help="segment an image with a trained model")
-    predict.add_argument("--model", required=True, help="model directory")
+    predict.add_argument(
+        "--model", required=True, help="model directory, bioimage.io .zip napari-unet exported, or pretrained name"
+    )
     predict.add_argument("--image", required=True, help="image file (.tif, .png, .npy, .zarr)")
     predict.add_argument(
         "--out",
@@ -72,6 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--ngff-version", choices=["0.4", "0.5"], help="OME-Zarr version of .zarr output (default: the input's, or 0.4)"
     )
+
+    export = commands.add_parser("export", help="write a model as a bioimage.io package (.zip)")
+    export.add_argument("--model", required=True, help="model directory (or pretrained name)")
+    export.add_argument("--format", default="bioimageio", choices=["bioimageio"], help="package format")
+    export.add_argument("--out", required=True, help="package file to write (.zip)")
+    export.add_argument("--image", help="example image for the test input and cover (default: the sample nuclei)")
+    export.add_argument("--channel-axis", type=int, help="axis holding channels in --image")
+    export.add_argument("--name", help="model name shown on bioimage.io")
+    export.add_argument("--author", action="append", help="author name (repeat for several)")
+    export.add_argument("--license", default="CC-BY-4.0", help="SPDX license id of the weights (default CC-BY-4.0)")
 
     demo = commands.add_parser("demo", help="train on the bundled sample data, write masks, print metrics")
     demo.add_argument("--dim", type=int, choices=[2, 3], default=2, help="2D nuclei image or 3D nuclei volume")
@@ -198,11 +214,11 @@ def _connect(address: str):
 
 
 def _predict_out_of_core(args: argparse.Namespace) -> None:
-    from .core.model import Model
+    from .core.model_sources import open_model
     from .core.zarr_output import LabelsTarget, predict_to_zarr
 
     LabelsTarget.parse(args.out)
-    model = Model.load(args.model)
+    model = open_model(args.model)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
         times = _with_progress(
@@ -230,7 +246,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 
 def _predict(args: argparse.Namespace) -> None:
     from .core.io import check_output_path, read_image, write_array
-    from .core.model import Model
+    from .core.model_sources import open_model
     from .core.zarr_output import probabilities_path
 
     if _is_zarr_output(args.out):
@@ -239,7 +255,7 @@ def _predict(args: argparse.Namespace) -> None:
     if args.scheduler or args.ngff_version or args.block_size:
         raise UserInputError("--scheduler, --block-size and --ngff-version need a .zarr --out")
     out = check_output_path(args.out)
-    model = Model.load(args.model)
+    model = open_model(args.model)
     image = read_image(args.image)
     started = time.perf_counter()
     prediction = _predict_with_progress(
@@ -261,6 +277,23 @@ def _predict(args: argparse.Namespace) -> None:
         labels = instances_from_labels(labels, spacing=image.spacing)
     write_array(out, labels, image.spacing)
     print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .core.bioimageio_package import export_bioimageio
+    from .core.io import read_image
+    from .core.model_sources import open_model
+    from .core.validation import as_channels_first
+
+    model = open_model(args.model)
+    image = None
+    if args.image:
+        data = read_image(args.image)
+        channel_axis = args.channel_axis if args.channel_axis is not None else data.channel_axis
+        image = as_channels_first(data.data, channel_axis)
+    started = time.perf_counter()
+    out = export_bioimageio(model, args.out, image=image, name=args.name, authors=args.author, license=args.license)
+    print(f"exported and tested a bioimage.io package in {time.perf_counter() - started:.1f} s → {out}")
 
 
 def _demo_gui(args: argparse.Namespace) -> None:
@@ -313,7 +346,7 @@ def _demo(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
-    commands = {"train": _train, "predict": _predict, "demo": _demo}
+    commands = {"train": _train, "predict": _predict, "export": _export, "demo": _demo}
     try:
         commands[args.command](args)
     except UserInputError as error:

@@ -13,14 +13,16 @@ from .errors import UserInputError
 from .inference import Prediction
 from .inference import predict as _predict
 from .model import Model
+from .model_sources import open_model
 from .normalization import percentile_ranges
 from .training import Report, train_steps
 from .validation import as_channels_first, check_annotations, check_spatial_ndim
 
 
 def load_model(path: str | os.PathLike) -> Model:
-    """Read a model directory written by :meth:`Model.save`."""
-    return Model.load(path)
+    """Read a model: a directory written by :meth:`Model.save`, a bioimage.io ``.zip`` napari-unet
+    exported, or a shipped pretrained name (``"nuclei-2d"``, ``"nuclei-3d"``)."""
+    return open_model(path)
 
 
 def prepare_model(
@@ -42,7 +44,7 @@ def prepare_model(
     annotations = check_annotations(annotations, spatial)
     num_classes = max(2, int(annotations.max()))
     if init is not None:
-        start = init if isinstance(init, Model) else Model.load(init)
+        start = open_model(init)
         if dim is not None and dim != start.dim:
             raise UserInputError(f"--dim {dim} differs from the initial model's dim {start.dim}; drop --dim")
         check_spatial_ndim(spatial, start.dim)
@@ -137,8 +139,7 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:
     """Segment ``image`` with a model (object or directory); see :func:`core.inference.predict`."""
-    if not isinstance(model, Model):
-        model = Model.load(model)
+    model = open_model(model)
     return _predict(
         model,
         image,

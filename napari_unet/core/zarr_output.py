@@ -27,6 +27,7 @@ from .inference import check_image_for_model, check_prediction_settings
 from .instance_blocks import instances_to_array
 from .io import ImageData, check_output_path, read_image
 from .model import Model
+from .model_sources import open_model
 from .ngff import (
     LabelImageSpec,
     create_level0,
@@ -135,8 +136,7 @@ def predict_to_zarr(
         raise UserInputError("probabilities are not labels: write them to a standalone X.zarr")
     import zarr
 
-    if not isinstance(model, Model):
-        model = Model.load(model)
+    model = open_model(model)
     if not isinstance(image, ImageData):
         image = read_image(Path(image).absolute(), lazy=True)
     view = image.view(channel_axis)

@@ -1,0 +1,332 @@
+"""bioimage.io model packages: export any model, import the ones napari-unet exported.
+
+The package holds the PyTorch state dict with ``network.py`` as the architecture source (it
+imports only torch), the normalisation as a ``scale_range`` pre-processing step (the same
+percentiles, per image and channel), softmax as post-processing, a test input and output, a
+cover, the model card as documentation and the U-Net citations. The full napari-unet config
+rides along under ``config.napari_unet``, which is what makes a package importable again.
+
+Exporting needs ``bioimageio.spec`` (and validates with ``bioimageio.core`` when installed):
+``pip install 'napari-unet[bioimageio]'``. Importing needs neither.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import network as network_module
+from .atomic import atomic_target
+from .config import ModelConfig
+from .errors import UserInputError
+from .model import Model
+from .model_card import model_card
+from .network import UNet
+
+CONFIG_KEY = "napari_unet"
+CITATIONS = (
+    (
+        "Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
+        "10.1007/978-3-319-24574-4_28",
+    ),
+    (
+        "Çiçek et al.: 3D U-Net: Learning Dense Volumetric Segmentation from Sparse Annotation. MICCAI 2016.",
+        "10.1007/978-3-319-46723-8_49",
+    ),
+)
+INSTALL_HINT = "pip install 'napari-unet[bioimageio]'"
+
+
+def example_crop(model: Model, image: np.ndarray) -> np.ndarray:
+    """A centred crop of ``image`` ``(C, *spatial)`` whose sizes the package accepts (float32).
+
+    Each axis is cut to a multiple of the network's size multiple, at most 256 (2D) or 96 (3D)
+    voxels, and at least the package's minimum size (edge-padded when the image is smaller).
+    """
+    multiple = model.config.network.size_multiple
+    limit = 256 if model.dim == 2 else 96
+    box, padding = [slice(None)], [(0, 0)]
+    for size, m in zip(image.shape[1:], multiple):
+        minimum = _min_size(m)
+        want = max(minimum, min(limit, size) // m * m)
+        start = max(0, (size - want) // 2)
+        box.append(slice(start, start + want))
+        padding.append((0, max(0, want - size)))
+    crop = np.asarray(image[tuple(box)], np.float32)
+    return np.pad(crop, padding, mode="edge") if any(p for _, p in padding) else crop
+
+
+def _min_size(multiple: int) -> int:
+    return 4 * multiple
+
+
+def _halo(multiple: int) -> int:
+    return multiple
+
+
+def reference_output(model: Model, crop: np.ndarray) -> np.ndarray:
+    """``(1, K, *spatial)`` softmax probabilities of ``crop`` ``(C, *spatial)``, computed the way a
+    bioimage.io runner does: normalise the whole crop, one forward pass on the CPU."""
+    network = UNet(model.config.network)
+    network.load_state_dict(model.network.state_dict())
+    network.eval()
+    with torch.inference_mode():
+        logits = network(torch.from_numpy(model.normalize(crop))[None])
+    return torch.softmax(logits, dim=1).numpy()
+
+
+def _cover(crop: np.ndarray, probabilities: np.ndarray, path: Path) -> None:
+    """A 2:1 PNG: the (normalised) input on the left, the foreground probability on the right."""
+    from skimage.io import imsave
+    from skimage.transform import resize
+
+    def plane(array: np.ndarray) -> np.ndarray:
+        return array[array.shape[0] // 2] if array.ndim == 3 else array
+
+    image = plane(crop[0])
+    lo, hi = np.percentile(image, [1, 99.8])
+    image = np.clip((image - lo) / max(hi - lo, 1e-12), 0, 1)
+    foreground = plane(1 - probabilities[0, 0])
+    gray = np.stack([image] * 3, -1)
+    overlay = 0.5 * gray + 0.5 * np.stack([foreground, 0.2 * foreground, 0.8 * foreground], -1)
+    side = resize(np.concatenate([gray, overlay], axis=1), (256, 512), order=1)
+    imsave(path, (np.clip(side, 0, 1) * 255).astype(np.uint8), check_contrast=False)
+
+
+def _documentation(model: Model) -> str:
+    return (
+        model_card(model.config)
+        + "\n## Use\n\n"
+        + "Input: raw intensities (any dtype, read as float32), normalised in the package by the same per-image "
+        + "percentiles napari-unet uses. Output: per-class softmax probabilities; the class of a pixel is the "
+        + "channel with the highest probability, class k being annotation value k + 1.\n\n"
+        + "In napari-unet: `napari-unet predict --model THIS.zip --image IMG --out OUT.tif`, or use it as the "
+        + "starting point of fine-tuning with `--init THIS.zip`.\n"
+    )
+
+
+def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, authors: list[str], license: str):
+    """The ``bioimageio.spec`` v0.5 model description of ``model``, files written into ``folder``."""
+    from bioimageio.spec.model import v0_5 as spec
+
+    dim, network = model.dim, model.config.network
+    spatial = ["y", "x"] if dim == 2 else ["z", "y", "x"]
+    np.save(folder / "test_input.npy", crop[None])
+    np.save(folder / "test_output.npy", reference_output(model, crop))
+    _cover(crop, np.load(folder / "test_output.npy"), folder / "cover.png")
+    (folder / "README.md").write_text(_documentation(model))
+    source = folder / "network.py"
+    source.write_text(Path(network_module.__file__).read_text())
+    weights = folder / "weights.pt"
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}, weights)
+
+    spacing = model.config.spacing or [1.0] * dim
+    input_axes = [
+        spec.BatchAxis(),
+        spec.ChannelAxis(channel_names=[spec.Identifier(f"channel{c}") for c in range(model.in_channels)]),
+        *[
+            spec.SpaceInputAxis(
+                id=spec.AxisId(axis),
+                size=spec.ParameterizedSize(min=_min_size(m), step=m),
+                scale=float(s),
+            )
+            for axis, m, s in zip(spatial, network.size_multiple, spacing)
+        ],
+    ]
+    output_axes = [
+        spec.BatchAxis(),
+        spec.ChannelAxis(channel_names=[spec.Identifier(_identifier(n)) for n in model.config.class_names]),
+        *[
+            spec.SpaceOutputAxisWithHalo(
+                id=spec.AxisId(axis),
+                halo=_halo(m),
+                size=spec.SizeReference(tensor_id=spec.TensorId("raw"), axis_id=spec.AxisId(axis)),
+                scale=float(s),
+            )
+            for axis, m, s in zip(spatial, network.size_multiple, spacing)
+        ],
+    ]
+    norm = model.config.normalization
+    inputs = spec.InputTensorDescr(
+        id=spec.TensorId("raw"),
+        description="raw image, any intensity range",
+        axes=input_axes,
+        test_tensor=spec.FileDescr(source=folder / "test_input.npy"),
+        preprocessing=[
+            spec.EnsureDtypeDescr(kwargs=spec.EnsureDtypeKwargs(dtype="float32")),
+            spec.ScaleRangeDescr(
+                kwargs=spec.ScaleRangeKwargs(
+                    axes=[spec.AxisId(a) for a in spatial],
+                    min_percentile=norm.low_percentile,
+                    max_percentile=norm.high_percentile,
+                )
+            ),
+        ],
+    )
+    outputs = spec.OutputTensorDescr(
+        id=spec.TensorId("probabilities"),
+        description="softmax probability per class (channel k = annotation value k + 1)",
+        axes=output_axes,
+        test_tensor=spec.FileDescr(source=folder / "test_output.npy"),
+        postprocessing=[spec.SoftmaxDescr(kwargs=spec.SoftmaxKwargs(axis=spec.AxisId("channel")))],
+    )
+    weights_descr = spec.WeightsDescr(
+        pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+            source=weights,
+            architecture=spec.ArchitectureFromFileDescr(
+                source=source, callable=spec.Identifier("unet_from_kwargs"), kwargs=_network_kwargs(model)
+            ),
+            pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+        )
+    )
+    return spec.ModelDescr(
+        name=name,
+        description=f"{dim}D U-Net trained with napari-unet from sparse strokes; classes: "
+        + ", ".join(model.config.class_names),
+        authors=[spec.Author(name=a) for a in authors],
+        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in CITATIONS[: 1 if dim == 2 else 2]],
+        license=spec.LicenseId(license),
+        tags=["napari-unet", "unet", f"{dim}d", "segmentation", "semantic-segmentation", "pytorch"],
+        documentation=spec.FileDescr(source=folder / "README.md"),
+        covers=[spec.FileDescr(source=folder / "cover.png")],
+        inputs=[inputs],
+        outputs=[outputs],
+        weights=weights_descr,
+        config={CONFIG_KEY: model.config.to_dict()},
+    )
+
+
+def _identifier(name: str) -> str:
+    """A class name as a bioimage.io identifier (letters, digits and underscores)."""
+    cleaned = "".join(c if c.isalnum() else "_" for c in name).strip("_") or "class"
+    return cleaned if cleaned[0].isalpha() else f"c_{cleaned}"
+
+
+def _network_kwargs(model: Model) -> dict:
+    network = model.config.network
+    return {
+        "dim": network.dim,
+        "in_channels": network.in_channels,
+        "num_classes": network.num_classes,
+        "base_channels": network.base_channels,
+        "depth": network.depth,
+        "norm": network.norm,
+        "pool_strides": network.pool_strides,
+    }
+
+
+def export_bioimageio(
+    model: Model,
+    out: str | os.PathLike,
+    *,
+    image: np.ndarray | None = None,
+    name: str | None = None,
+    authors: list[str] | None = None,
+    license: str = "CC-BY-4.0",
+    validate: bool = True,
+) -> Path:
+    """Write ``model`` as a bioimage.io package ``out`` (.zip); returns its path.
+
+    ``image`` ``(C, *spatial)`` gives the test input and cover (a crop of its centre); without it
+    the bundled sample nuclei are used. With ``validate``, ``bioimageio.core.test_model`` runs on
+    the description first and any failure is a one-line error with nothing written.
+    """
+    out = Path(out)
+    if out.suffix != ".zip":
+        raise UserInputError(f"{out} must end in .zip (a bioimage.io package is a zip file)")
+    if not out.parent.is_dir():
+        raise UserInputError(f"folder {out.parent} does not exist: create it or choose another --out")
+    try:
+        from bioimageio.spec import save_bioimageio_package
+    except ImportError:
+        raise UserInputError(f"bioimage.io export needs bioimageio.spec: {INSTALL_HINT}") from None
+    if image is None:
+        image = _sample_image(model)
+    elif image.shape[0] != model.in_channels or image.ndim - 1 != model.dim:
+        raise UserInputError(
+            f"the example image has shape {image.shape} (C, *spatial) but the model takes {model.in_channels} "
+            f"channel(s) in {model.dim}D"
+        )
+    with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-") as scratch:
+        folder = Path(scratch)
+        description = _description(
+            model,
+            folder,
+            example_crop(model, image),
+            name=name or f"napari-unet {model.dim}D U-Net",
+            authors=authors or ["napari-unet user"],
+            license=license,
+        )
+        if validate:
+            _validate(description)
+        with atomic_target(out) as tmp:
+            save_bioimageio_package(description, output_path=tmp)
+    return out
+
+
+def _sample_image(model: Model) -> np.ndarray:
+    from ..sample_data import nuclei_sample
+
+    sample = nuclei_sample(model.dim).image
+    return np.repeat(sample[None], model.in_channels, axis=0)
+
+
+def _validate(description) -> None:
+    """Run ``bioimageio.core.test_model``; a failed check raises a one-line :class:`UserInputError`."""
+    try:
+        from bioimageio.core import test_model
+    except ImportError:
+        raise UserInputError(f"validating the package needs bioimageio.core: {INSTALL_HINT}") from None
+    summary = test_model(description, weight_format="pytorch_state_dict")
+    if summary.status != "passed":
+        failed = [d for d in summary.details if d.status == "failed"]
+        first = failed[0] if failed else None
+        reason = f"{first.name}: {first.errors[0].msg if first.errors else ''}" if first else summary.status
+        raise UserInputError(f"the bioimage.io package failed its own test ({reason}); nothing was written")
+
+
+def load_bioimageio(path: str | os.PathLike) -> Model:
+    """A model from a bioimage.io package (.zip) that napari-unet exported.
+
+    Only such packages can be rebuilt: they carry the napari-unet config next to the weights.
+    Packages of other architectures are refused with a one-line :class:`UserInputError`.
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as package:
+            rdf = yaml.safe_load(package.read("rdf.yaml"))
+            ours = (rdf.get("config") or {}).get(CONFIG_KEY)
+            if ours is None:
+                raise UserInputError(_foreign_package_message(path, rdf))
+            weights_file = rdf["weights"]["pytorch_state_dict"]["source"]
+            state = torch.load(io.BytesIO(package.read(weights_file)), map_location="cpu", weights_only=True)
+    except (zipfile.BadZipFile, KeyError, yaml.YAMLError, OSError) as error:
+        raise UserInputError(
+            f"{path} is not a readable bioimage.io package ({type(error).__name__}: {error})"
+        ) from None
+    try:
+        config = ModelConfig.from_dict(ours)
+        network = UNet(config.network)
+        network.load_state_dict(state)
+    except (ValueError, TypeError, KeyError, RuntimeError) as error:
+        raise UserInputError(f"{path}: the napari-unet model inside cannot be rebuilt ({error})") from None
+    network.eval()
+    return Model(network, config)
+
+
+def _foreign_package_message(path: Path, rdf: dict) -> str:
+    weights = rdf.get("weights") or {}
+    architecture = (weights.get("pytorch_state_dict") or {}).get("architecture") or {}
+    what = architecture.get("callable") or ", ".join(weights) or "unknown weights"
+    return (
+        f"{path.name} was not exported by napari-unet (its network is {what}); only packages napari-unet "
+        "exported can be fine-tuned here: start from scratch, a pretrained name or a napari-unet model"
+    )
