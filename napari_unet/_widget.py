@@ -1,4 +1,4 @@
-"""The "U-Net trainer" dock: pick layers, Train / Pause / Stop, save/load models, predict.
+"""The "U-Net trainer" dock: pick layers, Train / Pause / Stop, save/load/export models, predict.
 
 It holds no maths: it snapshots layers and drives the core through :class:`LiveSession` and
 napari thread workers.
@@ -52,6 +52,7 @@ def _abort_all(running: dict) -> None:
 
 Progress = Callable[[int, int], None]
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
+NO_PRETRAINED = "—"
 
 
 def _predict_in_memory(model: Model, pixels, spacing: tuple[float, ...], progress: Progress):
@@ -90,12 +91,18 @@ class UNetTrainerWidget(QWidget):
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
         self.model_combo = ComboBox(choices=list(MODEL_CHOICES), value=next(iter(MODEL_CHOICES)))
+        from .core.model_sources import PRETRAINED
+
+        self.pretrained_combo = ComboBox(choices=[NO_PRETRAINED, *PRETRAINED], value=NO_PRETRAINED)
+        self.pretrained_combo.tooltip = "\n".join(f"{name}: {about}" for name, about in PRETRAINED.items())
         self.new_strokes_button = QPushButton("New strokes layer")
         self.train_button = QPushButton("Train")
         self.pause_button = QPushButton("Pause")
         self.stop_button = QPushButton("Stop")
         self.save_button = QPushButton("Save model…")
         self.load_button = QPushButton("Load model…")
+        self.bioimageio_button = QPushButton("Export bioimage.io…")
+        self.bioimageio_button.setToolTip("write the model as a bioimage.io package (.zip) that other tools run")
         self.predict_button = QPushButton("Predict all")
         self.export_button = QPushButton("Export masks…")
         self.save_session_button = QPushButton("Save session…")
@@ -117,12 +124,13 @@ class UNetTrainerWidget(QWidget):
         strokes_row.addWidget(self.new_strokes_button)
         form.addRow("Strokes", strokes_row)
         form.addRow("Model", self.model_combo.native)
+        form.addRow("Pretrained", self.pretrained_combo.native)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel("Paint 1 on background, 2 (3, …) on objects."))
         for buttons in (
             (self.train_button, self.pause_button, self.stop_button),
-            (self.save_button, self.load_button),
+            (self.save_button, self.load_button, self.bioimageio_button),
             (self.predict_button, self.export_button),
             (self.save_session_button, self.open_session_button),
         ):
@@ -142,6 +150,8 @@ class UNetTrainerWidget(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.save_button.clicked.connect(self._save_dialog)
         self.load_button.clicked.connect(self._load_dialog)
+        self.bioimageio_button.clicked.connect(self._bioimageio_dialog)
+        self.pretrained_combo.changed.connect(self._pretrained_chosen)
         self.predict_button.clicked.connect(self.predict_all)
         self.export_button.clicked.connect(self._export_dialog)
         self.save_session_button.clicked.connect(self._save_session_dialog)
@@ -246,17 +256,55 @@ class UNetTrainerWidget(QWidget):
             return
         self.show_message(f"model saved to {path}")
 
-    def load_model(self, path: str) -> None:
+    def load_model(self, source: str) -> None:
+        """Make ``source`` the current model: a model directory, a bioimage.io .zip napari-unet
+        exported, or a pretrained name; Train then fine-tunes it."""
         from .core.errors import UserInputError
-        from .core.model import Model
+        from .core.model_sources import open_model
 
         try:
-            self.model = Model.load(path)
+            self.model = open_model(source)
         except UserInputError as error:
             self.show_message(str(error))
             return
-        self.show_message(f"loaded {path}: Train fine-tunes it, Predict all applies it")
+        if source != self.pretrained_combo.value:
+            with self.pretrained_combo.changed.blocked():
+                self.pretrained_combo.value = NO_PRETRAINED
+        self.show_message(f"loaded {source}: Train fine-tunes it, Predict all applies it")
         self._update_buttons()
+
+    def _pretrained_chosen(self, name: str) -> None:
+        if name != NO_PRETRAINED:
+            self.load_model(name)
+
+    def export_bioimageio(self, path: str) -> None:
+        """Write the current model as a bioimage.io package at ``path``, tested on a crop of the chosen
+        image (or the sample nuclei), in a background worker."""
+        import numpy as np
+        from napari.qt.threading import create_worker
+
+        from . import _layers
+        from .core.bioimageio_package import export_bioimageio
+
+        if self.model is None:
+            self.show_message("train or load a model first")
+            return
+        image = self.image_combo.value
+        in_memory = image is not None and isinstance(image.data, np.ndarray)
+        pixels = _layers.image_array(image) if in_memory else None  # else: the sample, not a huge read
+        if pixels is not None and (pixels.shape[0] != self.model.in_channels or pixels.ndim - 1 != self.model.dim):
+            pixels = None  # e.g. a 2D model of a Z-stack: the sample makes the test input
+        self.show_message("exporting and testing the bioimage.io package…")
+        self._run_disk_job(
+            create_worker(export_bioimageio, self.model, path, image=pixels, _start_thread=False, _ignore_errors=True),
+            lambda written: self.show_message(f"bioimage.io package written to {written} (passed its test)"),
+            "package not exported",
+        )
+
+    def _bioimageio_dialog(self) -> None:
+        path = QFileDialog.getSaveFileName(self, "Export bioimage.io package", "", "bioimage.io package (*.zip)")[0]
+        if path:
+            self.export_bioimageio(path if path.endswith(".zip") else f"{path}.zip")
 
     def _save_dialog(self) -> None:
         path = QFileDialog.getSaveFileName(self, "Save model folder")[0]
@@ -264,9 +312,11 @@ class UNetTrainerWidget(QWidget):
             self.save_model(path)
 
     def _load_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Load model folder")
+        path = QFileDialog.getOpenFileName(
+            self, "Load model: its config.json, or a bioimage.io package", "", "model (config.json *.zip)"
+        )[0]
         if path:
-            self.load_model(path)
+            self.load_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
 
     def predict_all(self) -> None:
         """Run the current model on the whole chosen image in a background worker. An image held in
@@ -507,6 +557,8 @@ class UNetTrainerWidget(QWidget):
         self.stop_button.setEnabled(training)
         self.save_button.setEnabled(self.model is not None and not training)
         self.load_button.setEnabled(not busy)
+        self.pretrained_combo.enabled = not busy
+        self.bioimageio_button.setEnabled(self.model is not None and not busy)
         self.predict_button.setEnabled(self.model is not None and not busy)
         self.export_button.setEnabled(not busy)
         self.save_session_button.setEnabled(not busy)

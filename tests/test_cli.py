@@ -245,3 +245,53 @@ def test_a_folder_named_labels_is_an_ordinary_output_folder(files):
     assert main([*predict, "--out", str(files / "labels" / "mask.tif")]) == 0
     assert main([*predict, "--out", str(files / "labels" / "mask.zarr")]) == 0
     assert read_image(files / "labels" / "mask.zarr").data.shape == read_image(files / "labels" / "mask.tif").data.shape
+
+
+def test_export_to_bioimageio_then_predict_and_fine_tune_from_the_package(files, capsys):
+    pytest.importorskip("bioimageio.core")
+    assert _train(files, "--model", files / "model", "--steps", 2, "--device", "cpu") == 0
+    export = ["export", "--model", str(files / "model"), "--format", "bioimageio", "--out", str(files / "m.zip")]
+    assert main([*export, "--image", str(files / "image.tif"), "--author", "Ada"]) == 0
+    assert "passed" not in capsys.readouterr().err
+    predicted = main(
+        [
+            "predict",
+            "--model",
+            str(files / "m.zip"),
+            "--image",
+            str(files / "image.tif"),
+            "--out",
+            str(files / "from_package.tif"),
+            "--device",
+            "cpu",
+        ]
+    )
+    assert predicted == 0
+    assert read_image(files / "from_package.tif").data.shape == read_image(files / "image.tif").data.shape
+    assert _train(files, "--model", files / "tuned", "--init", files / "m.zip", "--steps", 1, "--device", "cpu") == 0
+
+
+def test_export_refuses_bad_input_and_writes_nothing(files, capsys):
+    assert _train(files, "--model", files / "model", "--steps", 1, "--device", "cpu") == 0
+    before = _snapshot(files)
+    assert main(["export", "--model", str(files / "model"), "--out", str(files / "m.tar")]) == 2
+    assert "must end in .zip" in capsys.readouterr().err
+    assert main(["export", "--model", str(files / "nothing"), "--out", str(files / "m.zip")]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert _snapshot(files) == before
+
+
+def test_train_from_a_pretrained_name(files, capsys):
+    code = _train(files, "--model", files / "tuned", "--init", "nuclei-2d", "--steps", 1, "--device", "cpu")
+    assert code == 0, capsys.readouterr().err
+    history = read_model_history(files / "tuned")
+    assert len(history) > 1  # the pretraining rounds, then this run
+    assert _train(files, "--model", files / "other", "--init", "nuclei-9d", "--steps", 1) == 2
+    assert "pretrained name (nuclei-2d, nuclei-3d)" in capsys.readouterr().err
+    assert not (files / "other").exists()
+
+
+def read_model_history(path):
+    import json
+
+    return json.loads((path / "config.json").read_text())["history"]
