@@ -23,8 +23,8 @@ test: install
 	$(XRUN) $(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check napari_unet tests benchmarks sample_data
-	$(BIN)/ruff format --check napari_unet tests benchmarks sample_data
+	$(BIN)/ruff check napari_unet tests benchmarks sample_data scripts
+	$(BIN)/ruff format --check napari_unet tests benchmarks sample_data scripts
 
 # With a display: napari with the trainer dock, training live on the sample; without one: the same
 # pipeline headless (train 30 s, predict, write masks, print metrics).
