@@ -38,6 +38,16 @@ def scores(labels: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float]:
     }
 
 
+def environment() -> dict:
+    """Date, CPU, torch version and threads, for the head of a benchmark's JSON."""
+    return {
+        "date": datetime.date.today().isoformat(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
 def run_case(dim: int, seed: int, budgets: list[float], device: str) -> dict:
     shape, spacing = SHAPES[dim]
     sample = synthetic_nuclei(shape, spacing=spacing, seed=seed)
@@ -92,14 +102,7 @@ def main() -> None:
     cases += [run_case(3, seed, args.budgets, args.device) for seed in args.seeds_3d]
     if args.plot:
         plot(cases, args.plot)
-    report = {
-        "benchmark": "time_to_quality",
-        "date": datetime.date.today().isoformat(),
-        "cpu": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cases": cases,
-    }
+    report = {"benchmark": "time_to_quality", **environment(), "cases": cases}
     print(json.dumps(report, indent=2))
 
 
