@@ -248,7 +248,6 @@ def test_a_folder_named_labels_is_an_ordinary_output_folder(files):
 
 
 def test_export_to_bioimageio_then_predict_and_fine_tune_from_the_package(files, capsys):
-    pytest.importorskip("bioimageio.core")
     assert _train(files, "--model", files / "model", "--steps", 2, "--device", "cpu") == 0
     export = ["export", "--model", str(files / "model"), "--format", "bioimageio", "--out", str(files / "m.zip")]
     assert main([*export, "--image", str(files / "image.tif"), "--author", "Ada"]) == 0

@@ -13,8 +13,6 @@ from napari_unet.core.bioimageio_package import example_crop, export_bioimageio,
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.model_sources import open_model
 
-pytest.importorskip("bioimageio.core")
-
 
 @pytest.fixture(scope="module")
 def model_2d(nuclei_2d):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import zipfile
 
-import pytest
-
 TIMEOUT_MS = 120_000
 
 
@@ -36,7 +34,6 @@ def test_loading_a_model_directory_resets_the_pretrained_choice(trainer, tmp_pat
 
 
 def test_export_bioimageio_button_writes_a_tested_package(trainer, qtbot, tmp_path, nuclei_2d):
-    pytest.importorskip("bioimageio.core")
     from napari_unet.core.api import train
 
     _, widget = trainer
