@@ -6,51 +6,74 @@ import torch
 import torch.nn.functional as F
 
 
-def masked_cross_entropy(logits: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
+def _painted_one_hot(annotations: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(B, K, *spatial)`` float one-hot of the painted class of each voxel, zero where unpainted."""
+    one_hot = F.one_hot((annotations.long() - 1).clamp(min=0), num_classes).movedim(-1, 1)
+    return (one_hot * (annotations > 0).unsqueeze(1)).float()
+
+
+def _mean_over_present(values: torch.Tensor, present: torch.Tensor, empty: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` where ``present`` (per class), or ``empty`` when no class is; no host sync."""
+    count = present.sum()
+    mean = torch.where(present, values, torch.zeros_like(values)).sum() / count.clamp(min=1)
+    return torch.where(count > 0, mean, empty)
+
+
+def masked_cross_entropy(
+    logits: torch.Tensor, annotations: torch.Tensor, one_hot: torch.Tensor | None = None
+) -> torch.Tensor:
     """Class-balanced cross-entropy over painted voxels.
 
     ``logits`` ``(B, K, *spatial)``; ``annotations`` ``(B, *spatial)`` int with 0 = unpainted and
     ``k`` in 1..K meaning output channel ``k - 1``. Each painted class weighs the same, however many
-    voxels it has, so long background strokes do not drown short object strokes.
+    voxels it has, so long background strokes do not drown short object strokes. ``one_hot`` is
+    :func:`_painted_one_hot` of ``annotations`` when the caller has it already.
     """
-    targets = annotations.long() - 1
-    per_voxel = F.cross_entropy(logits, targets.clamp(min=0), reduction="none")
-    losses = []
-    for k in range(logits.shape[1]):
-        in_class = targets == k
-        count = in_class.sum()
-        if count > 0:
-            losses.append(per_voxel[in_class].sum() / count)
-    if not losses:
-        return (logits * 0).sum()
-    return torch.stack(losses).mean()
+    if one_hot is None:
+        one_hot = _painted_one_hot(annotations, logits.shape[1])
+    log_probabilities = torch.log_softmax(logits.float(), dim=1)
+    dims = (0, *range(2, logits.ndim))
+    counts = one_hot.sum(dims)
+    per_class = -(log_probabilities * one_hot).sum(dims) / counts.clamp(min=1)
+    return _mean_over_present(per_class, counts > 0, (logits * 0).sum())
 
 
-def masked_soft_dice(logits: torch.Tensor, annotations: torch.Tensor) -> torch.Tensor:
-    """``1 - mean soft Dice`` over painted classes, computed on painted voxels only."""
+def masked_soft_dice(
+    logits: torch.Tensor,
+    annotations: torch.Tensor,
+    one_hot: torch.Tensor | None = None,
+    probabilities: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``1 - mean soft Dice`` over painted classes, computed on painted voxels only (``one_hot`` and
+    the softmax ``probabilities`` may be passed in when already computed)."""
+    if one_hot is None:
+        one_hot = _painted_one_hot(annotations, logits.shape[1])
+    if probabilities is None:
+        probabilities = torch.softmax(logits.float(), dim=1)
     painted = (annotations > 0).unsqueeze(1)
-    probabilities = torch.softmax(logits.float(), dim=1) * painted
-    one_hot = F.one_hot((annotations.long() - 1).clamp(min=0), logits.shape[1]).movedim(-1, 1) * painted
+    probabilities = probabilities * painted
     dims = (0, *range(2, logits.ndim))
     intersection = (probabilities * one_hot).sum(dims)
-    total = probabilities.sum(dims) + one_hot.sum(dims)
-    present = one_hot.sum(dims) > 0
-    if not present.any():
-        return (logits * 0).sum()
-    dice = (2 * intersection[present] + 1e-5) / (total[present] + 1e-5)
-    return 1 - dice.mean()
+    class_voxels = one_hot.sum(dims)
+    total = probabilities.sum(dims) + class_voxels
+    dice = (2 * intersection + 1e-5) / (total + 1e-5)
+    return 1 - _mean_over_present(dice, class_voxels > 0, 1 - (logits * 0).sum())
 
 
-def edge_aware_smoothness(logits: torch.Tensor, images: torch.Tensor, sigma: float) -> torch.Tensor:
+def edge_aware_smoothness(
+    logits: torch.Tensor, images: torch.Tensor, sigma: float, probabilities: torch.Tensor | None = None
+) -> torch.Tensor:
     """Potts relaxation between neighbours of similar intensity (no class is assumed anywhere).
 
     For neighbour pairs ``(i, j)`` at distance 1 and 2 along each axis, penalises
     ``w_ij * (1 - <p_i, p_j>)`` with ``w_ij = exp(-|x_i - x_j|² / 2σ²)``: label changes are cheap
     across intensity edges and expensive inside flat regions, which pulls predicted boundaries onto
     the image's edges (the regularised losses of Tang et al., ECCV 2018, for scribble supervision).
-    ``images`` ``(B, C, *spatial)`` normalised; ``logits`` ``(B, K, *spatial)``.
+    ``images`` ``(B, C, *spatial)`` normalised; ``logits`` ``(B, K, *spatial)`` (or their softmax
+    ``probabilities``, when already computed).
     """
-    probabilities = torch.softmax(logits.float(), dim=1)
+    if probabilities is None:
+        probabilities = torch.softmax(logits.float(), dim=1)
     total = logits.new_zeros(())
     pairs = 0
     for axis in range(2, logits.ndim):
@@ -78,7 +101,11 @@ def sparse_loss(
 ) -> torch.Tensor:
     """The training objective: masked cross-entropy + masked soft Dice on painted voxels, plus
     ``smoothness_weight`` × :func:`edge_aware_smoothness` when ``images`` are given."""
-    loss = masked_cross_entropy(logits, annotations) + masked_soft_dice(logits, annotations)
+    one_hot = _painted_one_hot(annotations, logits.shape[1])
+    probabilities = torch.softmax(logits.float(), dim=1)
+    loss = masked_cross_entropy(logits, annotations, one_hot) + masked_soft_dice(
+        logits, annotations, one_hot, probabilities
+    )
     if images is not None and smoothness_weight > 0:
-        loss = loss + smoothness_weight * edge_aware_smoothness(logits, images, smoothness_sigma)
+        loss = loss + smoothness_weight * edge_aware_smoothness(logits, images, smoothness_sigma, probabilities)
     return loss
