@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int | None = None
     device: str = "auto"
     image_name: str | None = None  # recorded in the model card (a file name or a layer name)
+    prefetch: bool | None = None  # make the next batch in a background thread; None: on GPUs only
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

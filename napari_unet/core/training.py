@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime
 import math
 import platform
+import threading
 import time
 import warnings
 from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +110,13 @@ def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
 
 
 class _Run:
-    """The state of one training run: network, optimiser, sampler and pending requests."""
+    """The state of one training run: network, optimiser, sampler and pending requests.
+
+    With ``settings.prefetch`` (default: on GPUs), the next batch is sampled and augmented in a
+    background thread while the network trains on the current one, so strokes sent in reach the
+    batch after next; :meth:`close` ends that thread. On CPU cores the thread only competes with the
+    network's own threads (measured 25-30% fewer steps/s on 2 cores), so batches are made in turn.
+    """
 
     def __init__(self, model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig) -> None:
         self.model, self.settings = model, settings
@@ -123,6 +131,10 @@ class _Run:
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
+        self._sampler_lock = threading.Lock()  # new strokes arrive while the prefetch thread samples
+        prefetch = settings.prefetch if settings.prefetch is not None else self.device.type != "cpu"
+        self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches") if prefetch else None
+        self._next_batch: Future | None = self._prefetch.submit(self._cpu_batch) if prefetch else None
         self._new_optimizer()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
@@ -134,16 +146,35 @@ class _Run:
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes on the device."""
-        images, targets = self.sampler.sample(self.batch_size)
+    def _cpu_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes in host memory (prefetch thread)."""
+        with self._sampler_lock:
+            images, targets = self.sampler.sample(self.batch_size)
         images_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets)
         if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
             images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
             targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + self.extra_axes :])
         if self.settings.augment:
             images_t, targets_t = augment(images_t, targets_t, self.generator, self.settings.elastic_probability)
-        return images_t.to(self.device, non_blocking=True), targets_t.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            images_t, targets_t = images_t.pin_memory(), targets_t.pin_memory()
+        return images_t, targets_t
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next batch on the device; a prefetched one is cut to the batch size (which may have just
+        halved) and the one after it starts preparing at once."""
+        if self._prefetch is None:
+            images, targets = self._cpu_batch()
+        else:
+            images, targets = self._next_batch.result()
+            self._next_batch = self._prefetch.submit(self._cpu_batch)
+        images, targets = images[: self.batch_size], targets[: self.batch_size]
+        return images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+
+    def close(self) -> None:
+        """Stop the prefetch thread, if any (after the batch it may be preparing)."""
+        if self._prefetch is not None:
+            self._prefetch.shutdown(wait=True, cancel_futures=True)
 
     def step(self, learning_rate: float) -> float:
         """One optimiser step; returns the loss (NaN for a skipped step). Out of device memory, the
@@ -205,7 +236,8 @@ class _Run:
             if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
                 self.model.grow_to(int(annotations.max()))
                 self._new_optimizer()
-            self.sampler.update(annotations)
+            with self._sampler_lock:
+                self.sampler.update(annotations)
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
@@ -236,24 +268,28 @@ def train_steps(
     run = _Run(model, image, annotations, settings)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
-    while not run.stop_requested:
-        elapsed = time.perf_counter() - start
-        steps_done = settings.steps is not None and step >= settings.steps
-        time_done = settings.time_budget is not None and elapsed >= settings.time_budget
-        if steps_done or time_done:
-            break
-        learning_rate = _learning_rate(settings, step, elapsed)
-        loss = run.step(learning_rate)
-        step += 1
-        elapsed = time.perf_counter() - start
-        report = Report(step, loss, elapsed, step / max(elapsed, 1e-9), learning_rate, str(run.device), run.preview())
-        received = yield report
-        for message in received if isinstance(received, (list, tuple)) else [received]:
-            run.receive(message)
-        if run.bad_steps >= MAX_NON_FINITE_STEPS:
-            stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
-            warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
-            break
+    try:
+        while not run.stop_requested:
+            elapsed = time.perf_counter() - start
+            steps_done = settings.steps is not None and step >= settings.steps
+            time_done = settings.time_budget is not None and elapsed >= settings.time_budget
+            if steps_done or time_done:
+                break
+            learning_rate = _learning_rate(settings, step, elapsed)
+            loss = run.step(learning_rate)
+            step += 1
+            elapsed = time.perf_counter() - start
+            rate = step / max(elapsed, 1e-9)
+            report = Report(step, loss, elapsed, rate, learning_rate, str(run.device), run.preview())
+            received = yield report
+            for message in received if isinstance(received, (list, tuple)) else [received]:
+                run.receive(message)
+            if run.bad_steps >= MAX_NON_FINITE_STEPS:
+                stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
+                warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
+                break
+    finally:
+        run.close()
     run.network.eval()
     model.config.history.append(
         {

@@ -47,8 +47,9 @@ def test_preview_request_returns_the_region(nuclei_2d):
     assert next(loop).preview is None  # one request, one preview
 
 
-def test_new_strokes_are_used_without_restarting(nuclei_2d):
-    model, loop = _loop(nuclei_2d, steps=50)
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_new_strokes_are_used_without_restarting(nuclei_2d, prefetch):
+    model, loop = _loop(nuclei_2d, steps=50, prefetch=prefetch)
     next(loop)
     more = nuclei_2d.strokes.copy()
     more[:3, :3] = 3  # a third class painted during training
@@ -58,6 +59,8 @@ def test_new_strokes_are_used_without_restarting(nuclei_2d):
     assert loop.gi_frame.f_locals["run"].sampler.classes == [1, 2, 3]
     assert np.isfinite(report.loss)
     assert model.num_classes == 3 and model.network.head.out_channels == 3
+    next(loop)  # the batch prefetched before the new strokes is used up; this one has them
+    loop.close()
 
 
 def test_bad_strokes_sent_during_training_are_refused(nuclei_2d):
@@ -135,6 +138,33 @@ def test_the_same_seed_gives_the_same_model(nuclei_2d):
     second = train(nuclei_2d.image, nuclei_2d.strokes, steps=3, seed=5, base_channels=4, depth=2, device="cpu")
     for a, b in zip(first.network.state_dict().values(), second.network.state_dict().values()):
         torch.testing.assert_close(a, b)
+
+
+def test_prefetching_batches_in_a_thread_gives_the_same_model(nuclei_2d):
+    """The GPU default (next batch made in a background thread) draws the same batches in the same order."""
+    import threading
+
+    import torch
+
+    from napari_unet.core.api import train
+
+    def trained(prefetch: bool):
+        return train(
+            nuclei_2d.image,
+            nuclei_2d.strokes,
+            steps=4,
+            seed=5,
+            base_channels=4,
+            depth=2,
+            device="cpu",
+            prefetch=prefetch,
+        )
+
+    threads_before = threading.active_count()
+    with_thread, in_turn = trained(True), trained(False)
+    for a, b in zip(with_thread.network.state_dict().values(), in_turn.network.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert threading.active_count() == threads_before  # the prefetch thread ended with training
 
 
 def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_weights(nuclei_2d, monkeypatch):
