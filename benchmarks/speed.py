@@ -42,6 +42,20 @@ def _best_seconds(work, repeats: int, device: torch.device) -> float:
     return min(times)
 
 
+def _mean_rate(step, steps: int, device: torch.device) -> float:
+    """Steps per second over ``steps`` consecutive steps after 5 warm-up steps: timed like the trainer."""
+    for _ in range(5):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps / (time.perf_counter() - started)
+
+
 def trained_model(dim: int, seconds: float, device: str):
     """A model trained briefly on the bundled sample, so predictions are not constant."""
     from napari_unet.core.api import train
@@ -98,12 +112,14 @@ def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: 
 
 
 def training_case(dim: int, device: torch.device, steps: int) -> dict:
-    """Steps/s of ``train_steps`` (sampling, augmentation, sparse loss) and of a plain loop
-    (random batches of the same shape, cross-entropy, Adam) on the same network."""
+    """Steps/s of ``train_steps`` (sampling, augmentation, sparse loss) and of plain loops (random
+    batches of the same shape, Adam) on the same network: with cross-entropy, and with our loss (so
+    the difference is the trainer's own work: sampling, augmentation, bookkeeping)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from napari_unet.core.api import prepare_model
     from napari_unet.core.config import TrainConfig
+    from napari_unet.core.losses import sparse_loss
     from napari_unet.core.training import default_batch_size, default_patch_size, train_steps
     from napari_unet.sample_data import nuclei_sample
 
@@ -125,20 +141,29 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
     inputs = torch.randn(batch, 1, *patch, device=device)
     targets = torch.randint(0, 2, (batch, *patch), device=device)
 
-    def plain_rate(layout_network) -> float:
+    strokes = torch.randint(0, 3, (batch, *patch), device=device, dtype=torch.uint8)  # 0 = unpainted
+
+    def cross_entropy(logits):
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+    def our_loss(logits):
+        return sparse_loss(logits, strokes, inputs, config.smoothness_weight, config.smoothness_sigma)
+
+    def plain_rate(layout_network, loss_function=cross_entropy) -> float:
         optimizer = torch.optim.Adam(layout_network.parameters(), lr=1e-3)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(layout_network(inputs), targets)
+            loss = loss_function(layout_network(inputs))
             loss.backward()
             optimizer.step()
 
-        return 1.0 / _best_seconds(step, max(3, steps // 3), device)
+        return _mean_rate(step, steps, device)
 
     placed = copy.deepcopy(network).place(device).train()
     contiguous = copy.deepcopy(network).to(device).train()
     plain = plain_rate(placed)
+    plain_same_loss = plain_rate(placed, our_loss)
     plain_contiguous = plain_rate(contiguous)
     with FlopCounterMode(display=False) as counter:
         torch.nn.functional.cross_entropy(placed(inputs), targets).backward()
@@ -151,6 +176,8 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
         "ours_steps_per_s": ours,
         "plain_loop_steps_per_s": plain,
         "overhead_vs_plain_loop": plain / ours - 1,
+        "plain_loop_same_loss_steps_per_s": plain_same_loss,
+        "overhead_vs_plain_loop_same_loss": plain_same_loss / ours - 1,
         "plain_loop_default_layout_steps_per_s": plain_contiguous,
         "channels_last_speedup": plain / plain_contiguous,
         "ours_mvoxel_per_s": voxels * ours / 1e6,
