@@ -114,7 +114,7 @@ def test_predict_all_and_model_round_trip(trainer, qtbot, tmp_path):
     labels = viewer.layers["nuclei 2D prediction"].data
     assert labels.shape == (512, 512) and set(np.unique(labels)) <= {1, 2}
     widget.load_model(str(tmp_path / "missing"))
-    assert "not a napari-unet model" in widget.message.text()
+    assert "not found" in widget.message.text() and "pretrained name" in widget.message.text()
 
 
 def test_new_strokes_layer_matches_the_image(make_napari_viewer):
