@@ -11,6 +11,20 @@ from .blockwise import BlockPlan, return_freed_memory, with_halo
 from .postprocess import instances_from_labels
 
 JOIN_FRACTION = 0.5  # share of each other's voxels two ids must cover in a shared zone to be one object
+VOLUME_BLOCK = 192  # block edge for objects in a volume, in units of the finest voxel size
+
+
+def instance_block_shape(
+    block_shape: Sequence[int], halo: Sequence[int], spacing: Sequence[float] | None = None
+) -> tuple[int, ...]:
+    """Blocks for splitting objects: the prediction blocks, unless one is thinner than twice its halo
+    (a 2D model's blocks are a few planes of a stack: the halo would be ~17× the work); then about
+    ``VOLUME_BLOCK`` units of the finest voxel size per axis."""
+    if all(b >= 2 * h for b, h in zip(block_shape, halo)):
+        return tuple(block_shape)
+    spacing = list(spacing or [1.0] * len(block_shape))
+    finest = min(spacing)
+    return tuple(max(2 * h, round(VOLUME_BLOCK * finest / s)) for h, s in zip(halo, spacing))
 
 
 def instances_to_array(

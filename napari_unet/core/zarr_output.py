@@ -24,7 +24,7 @@ from .blockwise import (
 from .devices import resolve_device
 from .errors import UserInputError
 from .inference import check_image_for_model, check_prediction_settings
-from .instance_blocks import instances_to_array
+from .instance_blocks import instance_block_shape, instances_to_array
 from .io import ImageData, check_output_path, read_image
 from .model import Model
 from .model_sources import open_model
@@ -184,7 +184,8 @@ def predict_to_zarr(
                 )
         if instances:
             halo = instance_halo(image.spacing, len(spatial))
-            instances_to_array(classes_out, labels_out, plan.block_shape, halo, image.spacing)
+            blocks = instance_block_shape(plan.block_shape, halo, image.spacing)
+            instances_to_array(classes_out, labels_out, blocks, halo, image.spacing)
         write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
     if target.image_root is not None:
         register_label(open_labels_group(target.image_root), target.name, spec)

@@ -299,6 +299,22 @@ def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, im
     assert "colors" not in attrs["image-label"]  # object ids are not classes
 
 
+def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d):
+    from napari_unet.core.instance_blocks import instance_block_shape
+    from napari_unet.core.metrics import instance_f1
+    from napari_unet.core.postprocess import instances_from_labels
+
+    assert instance_block_shape((4, 96, 96), (16, 32, 32), (2.0, 1.0, 1.0)) == (96, 192, 192)
+    assert instance_block_shape((96, 96), (32, 32)) == (96, 96)  # prediction blocks, when thick enough
+    stack = synthetic_nuclei((24, 120, 100), spacing=(2.0, 1.0, 1.0), seed=22).image
+    source = write_ome_image(tmp_path / "stack.zarr", stack, "zyx", [2.0, 1.0, 1.0])
+    predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
+    written = read_image(tmp_path / "objects.zarr").data
+    labels = predict(model_2d, stack, tile_size=TILE, device="cpu").labels
+    whole = instances_from_labels(labels, spacing=(2.0, 1.0, 1.0))
+    assert written.max() > 5 and instance_f1(written, whole) > 0.95
+
+
 def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
     from napari_unet.core.zarr_output import write_label_image
 
