@@ -1,6 +1,6 @@
 """Pretrained start vs scratch: foreground IoU and instance F1 after 0 (pretrained only), 1, 3, 10 and 30 s
-of fine-tuning on sparse strokes, on synthetic styles the pretraining never drew (fixed combinations, other
-seeds). Separate runs per time budget, as a user would set it.
+of fine-tuning on sparse strokes, on synthetic images the pretraining never saw (fixed combinations of settings
+within its ranges, other seeds). Separate runs per time budget, as a user would set it.
 
 Prints one JSON object; ``--plot PATH`` also draws IoU against training time (needs matplotlib)::
 

@@ -102,7 +102,7 @@ class UNetTrainerWidget(QWidget):
         self.save_button = QPushButton("Save model…")
         self.load_button = QPushButton("Load model…")
         self.bioimageio_button = QPushButton("Export bioimage.io…")
-        self.bioimageio_button.setToolTip("write the model as a bioimage.io package (.zip) that other tools run")
+        self.bioimageio_button.setToolTip("write the model as a tested bioimage.io package (.zip) for bioimageio.core-based tools")
         self.predict_button = QPushButton("Predict all")
         self.export_button = QPushButton("Export masks…")
         self.save_session_button = QPushButton("Save session…")
@@ -240,6 +240,8 @@ class UNetTrainerWidget(QWidget):
     def _on_finished(self, model: Model | None) -> None:
         if model is not None:
             self.model = model
+            with self.pretrained_combo.changed.blocked():  # the current model is no longer the shipped one
+                self.pretrained_combo.value = NO_PRETRAINED
             self.show_message("training stopped; Save model keeps it, Train continues from it")
         self.session = None
         self.pause_button.setText("Pause")
@@ -256,9 +258,9 @@ class UNetTrainerWidget(QWidget):
             return
         self.show_message(f"model saved to {path}")
 
-    def load_model(self, source: str) -> None:
+    def load_model(self, source: str, label: str | None = None) -> None:
         """Make ``source`` the current model: a model directory, a bioimage.io .zip napari-unet
-        exported, or a pretrained name; Train then fine-tunes it."""
+        exported, or a pretrained name; Train then fine-tunes it. ``label`` names it in messages."""
         from .core.errors import UserInputError
         from .core.model_sources import open_model
 
@@ -267,15 +269,17 @@ class UNetTrainerWidget(QWidget):
         except UserInputError as error:
             self.show_message(str(error))
             return
-        if source != self.pretrained_combo.value:
+        if label is None or label != self.pretrained_combo.value:
             with self.pretrained_combo.changed.blocked():
                 self.pretrained_combo.value = NO_PRETRAINED
-        self.show_message(f"loaded {source}: Train fine-tunes it, Predict all applies it")
+        self.show_message(f"loaded {label or source}: Train fine-tunes it, Predict all applies it")
         self._update_buttons()
 
     def _pretrained_chosen(self, name: str) -> None:
-        if name != NO_PRETRAINED:
-            self.load_model(name)
+        from .core.model_sources import pretrained_path
+
+        if name != NO_PRETRAINED:  # the shipped model, whatever folders the working directory holds
+            self.load_model(str(pretrained_path(name)), label=name)
 
     def export_bioimageio(self, path: str) -> None:
         """Write the current model as a bioimage.io package at ``path``, tested on a crop of the chosen

@@ -6,13 +6,17 @@ percentiles, per image and channel), softmax as post-processing, a test input an
 cover, the model card as documentation and the U-Net citations. The full napari-unet config
 rides along under ``config.napari_unet``, which is what makes a package importable again.
 
-Exporting needs ``bioimageio.spec`` (and validates with ``bioimageio.core`` when installed):
+Only PyTorch state-dict weights are written, so the package runs where ``bioimageio.core`` runs
+(Python, bioimage.io, ilastik's bioimage.io support), not in TorchScript/ONNX-only tools such as
+deepImageJ. Exporting needs ``bioimageio.core`` (the package is tested with it before it is kept):
 ``pip install 'napari-unet[bioimageio]'``. Importing needs neither.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import math
 import os
 import tempfile
 import zipfile
@@ -27,9 +31,12 @@ from .config import ModelConfig
 from .errors import UserInputError
 from .model import Model
 from .model_card import model_card
-from .network import UNet
+from .network import NetworkConfig, UNet
+from .normalization import percentile_ranges
 
 CONFIG_KEY = "napari_unet"
+DESCRIPTION_FILES = ("rdf.yaml", "bioimageio.yaml")  # what a package's description file may be called
+HALO_FRACTION = 0.75  # of the receptive-field radius: the reach where an input voxel still matters
 CITATIONS = (
     (
         "Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for Biomedical Image Segmentation. MICCAI 2015.",
@@ -44,30 +51,62 @@ INSTALL_HINT = "pip install 'napari-unet[bioimageio]'"
 
 
 def example_crop(model: Model, image: np.ndarray) -> np.ndarray:
-    """A centred crop of ``image`` ``(C, *spatial)`` whose sizes the package accepts (float32).
+    """A crop of ``image`` ``(C, *spatial)`` whose sizes the package accepts (float32).
 
-    Each axis is cut to a multiple of the network's size multiple, at most 256 (2D) or 96 (3D)
-    voxels, and at least the package's minimum size (edge-padded when the image is smaller).
+    Each axis is cut to a multiple of the network's size multiple, at most 256 (2D) or the minimum
+    size (3D), and at least the package's minimum size (edge-padded when the image is smaller). Of
+    the windows at the start, centre and end of each axis, the one with the widest intensity range
+    is taken (a flat window cannot be normalised the same way everywhere); if all are flat, a one-line
+    :class:`UserInputError` asks for another image.
     """
-    multiple = model.config.network.size_multiple
-    limit = 256 if model.dim == 2 else 96
-    box, padding = [slice(None)], [(0, 0)]
-    for size, m in zip(image.shape[1:], multiple):
-        minimum = _min_size(m)
-        want = max(minimum, min(limit, size) // m * m)
-        start = max(0, (size - want) // 2)
-        box.append(slice(start, start + want))
+    network = model.config.network
+    sizes, starts_per_axis, padding = [], [], [(0, 0)]
+    for size, m, halo in zip(image.shape[1:], network.size_multiple, package_halo(network)):
+        minimum = _min_size(m, halo)
+        want = max(minimum, min(256 if model.dim == 2 else minimum, size) // m * m)
+        sizes.append(want)
+        starts_per_axis.append(sorted({0, max(0, (size - want) // 2), max(0, size - want)}))
         padding.append((0, max(0, want - size)))
-    crop = np.asarray(image[tuple(box)], np.float32)
-    return np.pad(crop, padding, mode="edge") if any(p for _, p in padding) else crop
+    best, best_range = None, 0.0
+    norm = model.config.normalization
+    for corner in itertools.product(*starts_per_axis):
+        box = (slice(None), *(slice(c, c + w) for c, w in zip(corner, sizes)))
+        crop = np.asarray(image[box], np.float32)
+        ranges = percentile_ranges(crop, norm.low_percentile, norm.high_percentile)
+        spread = min(hi - lo for lo, hi in ranges)
+        if spread > best_range:
+            best, best_range = crop, spread
+    if best is None:
+        raise UserInputError(
+            "the example image is flat (no intensity range) where the package needs a test input: "
+            "give an image with structure (--image)"
+        )
+    return np.pad(best, padding, mode="edge") if any(p for _, p in padding) else best
 
 
-def _min_size(multiple: int) -> int:
-    return 4 * multiple
+def receptive_radius(network: NetworkConfig) -> list[int]:
+    """Per spatial axis, how many voxels away an input voxel can still change an output voxel."""
+    radii = []
+    for axis in range(network.dim):
+        scale, radius = 1, 0
+        for strides in network.pool_strides:
+            stride = strides[axis]
+            radius += 4 * scale + 2 * (stride - 1) * scale  # two 3-wide convs down and up; pool and up-conv
+            scale *= stride
+        radii.append(radius + 2 * scale)  # the bottom block
+    return radii
 
 
-def _halo(multiple: int) -> int:
-    return multiple
+def package_halo(network: NetworkConfig) -> list[int]:
+    """The output halo declared per axis: most of the receptive-field radius, on the size grid, so a
+    runner that tiles with it matches the untiled prediction away from the image border."""
+    return [
+        math.ceil(HALO_FRACTION * radius / m) * m for radius, m in zip(receptive_radius(network), network.size_multiple)
+    ]
+
+
+def _min_size(multiple: int, halo: int) -> int:
+    return 2 * halo + multiple
 
 
 def reference_output(model: Model, crop: np.ndarray) -> np.ndarray:
@@ -126,30 +165,31 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
     weights = folder / "weights.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}, weights)
 
-    spacing = model.config.spacing or [1.0] * dim
+    spacing = (model.config.spacing or [1.0] * dim)[-dim:]
+    halos = package_halo(network)
     input_axes = [
         spec.BatchAxis(),
         spec.ChannelAxis(channel_names=[spec.Identifier(f"channel{c}") for c in range(model.in_channels)]),
         *[
             spec.SpaceInputAxis(
                 id=spec.AxisId(axis),
-                size=spec.ParameterizedSize(min=_min_size(m), step=m),
+                size=spec.ParameterizedSize(min=_min_size(m, h), step=m),
                 scale=float(s),
             )
-            for axis, m, s in zip(spatial, network.size_multiple, spacing)
+            for axis, m, h, s in zip(spatial, network.size_multiple, halos, spacing)
         ],
     ]
     output_axes = [
         spec.BatchAxis(),
-        spec.ChannelAxis(channel_names=[spec.Identifier(_identifier(n)) for n in model.config.class_names]),
+        spec.ChannelAxis(channel_names=[spec.Identifier(n) for n in _identifiers(model.config.class_names)]),
         *[
             spec.SpaceOutputAxisWithHalo(
                 id=spec.AxisId(axis),
-                halo=_halo(m),
+                halo=h,
                 size=spec.SizeReference(tensor_id=spec.TensorId("raw"), axis_id=spec.AxisId(axis)),
                 scale=float(s),
             )
-            for axis, m, s in zip(spatial, network.size_multiple, spacing)
+            for axis, h, s in zip(spatial, halos, spacing)
         ],
     ]
     norm = model.config.normalization
@@ -165,6 +205,7 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
                     axes=[spec.AxisId(a) for a in spatial],
                     min_percentile=norm.low_percentile,
                     max_percentile=norm.high_percentile,
+                    eps=1e-12,  # as napari-unet's normalisation
                 )
             ),
         ],
@@ -202,10 +243,17 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
     )
 
 
-def _identifier(name: str) -> str:
-    """A class name as a bioimage.io identifier (letters, digits and underscores)."""
-    cleaned = "".join(c if c.isalnum() else "_" for c in name).strip("_") or "class"
-    return cleaned if cleaned[0].isalpha() else f"c_{cleaned}"
+def _identifiers(names: list[str]) -> list[str]:
+    """Class names as distinct bioimage.io identifiers (letters, digits and underscores)."""
+    identifiers: list[str] = []
+    for name in names:
+        cleaned = "".join(c if c.isalnum() else "_" for c in name).strip("_") or "class"
+        cleaned = cleaned if cleaned[0].isalpha() else f"c_{cleaned}"
+        identifier, number = cleaned, 2
+        while identifier in identifiers:
+            identifier, number = f"{cleaned}_{number}", number + 1
+        identifiers.append(identifier)
+    return identifiers
 
 
 def _network_kwargs(model: Model) -> dict:
@@ -241,11 +289,20 @@ def export_bioimageio(
     if out.suffix != ".zip":
         raise UserInputError(f"{out} must end in .zip (a bioimage.io package is a zip file)")
     if not out.parent.is_dir():
-        raise UserInputError(f"folder {out.parent} does not exist: create it or choose another --out")
+        raise UserInputError(f"folder {out.parent} does not exist: create it or choose another output path")
     try:
+        import pydantic
+        from bioimageio.core import test_model  # noqa: F401 (the package is tested before it is kept)
         from bioimageio.spec import save_bioimageio_package
     except ImportError:
-        raise UserInputError(f"bioimage.io export needs bioimageio.spec: {INSTALL_HINT}") from None
+        raise UserInputError(f"bioimage.io export needs bioimageio.core: {INSTALL_HINT}") from None
+    from bioimageio.spec.model.v0_5 import LicenseId
+
+    try:
+        LicenseId(license)
+    except pydantic.ValidationError:
+        hint = "use e.g. CC-BY-4.0, MIT or BSD-3-Clause"
+        raise UserInputError(f"license {license!r} is not an SPDX id: {hint}") from None
     if image is None:
         image = _sample_image(model)
     elif image.shape[0] != model.in_channels or image.ndim - 1 != model.dim:
@@ -255,19 +312,32 @@ def export_bioimageio(
         )
     with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-") as scratch:
         folder = Path(scratch)
-        description = _description(
-            model,
-            folder,
-            example_crop(model, image),
-            name=name or f"napari-unet {model.dim}D U-Net",
-            authors=authors or ["napari-unet user"],
-            license=license,
-        )
-        if validate:
-            _validate(description)
+        try:
+            description = _description(
+                model,
+                folder,
+                example_crop(model, image),
+                name=name or f"napari-unet {model.dim}D U-Net",
+                authors=authors or ["napari-unet user"],
+                license=license,
+            )
+        except pydantic.ValidationError as error:
+            raise UserInputError(_field_message(error)) from None
         with atomic_target(out) as tmp:
             save_bioimageio_package(description, output_path=tmp)
+            if validate:
+                _validate(tmp)
     return out
+
+
+def _field_message(error) -> str:
+    """One line for a name, author or license bioimage.io refuses."""
+    fields = {str(e["loc"][0]) for e in error.errors() if e.get("loc")}
+    if "name" in fields:
+        return "the model name may contain only letters, digits, spaces and _ + - ( ), at most 128 characters"
+    if "authors" in fields:
+        return "author names must not be empty"
+    return "bioimage.io refused the description: " + " ".join(str(error).split())[:300]
 
 
 def _sample_image(model: Model) -> np.ndarray:
@@ -277,17 +347,17 @@ def _sample_image(model: Model) -> np.ndarray:
     return np.repeat(sample[None], model.in_channels, axis=0)
 
 
-def _validate(description) -> None:
-    """Run ``bioimageio.core.test_model``; a failed check raises a one-line :class:`UserInputError`."""
-    try:
-        from bioimageio.core import test_model
-    except ImportError:
-        raise UserInputError(f"validating the package needs bioimageio.core: {INSTALL_HINT}") from None
-    summary = test_model(description, weight_format="pytorch_state_dict")
+def _validate(package: Path) -> None:
+    """Run ``bioimageio.core.test_model`` on the written ``package`` (on the CPU, as the test output
+    was computed there); a failed check raises a one-line :class:`UserInputError`."""
+    from bioimageio.core import test_model
+
+    summary = test_model(str(package), weight_format="pytorch_state_dict", devices=["cpu"])
     if summary.status != "passed":
         failed = [d for d in summary.details if d.status == "failed"]
         first = failed[0] if failed else None
         reason = f"{first.name}: {first.errors[0].msg if first.errors else ''}" if first else summary.status
+        reason = " ".join(reason.split())[:300]
         raise UserInputError(f"the bioimage.io package failed its own test ({reason}); nothing was written")
 
 
@@ -295,38 +365,69 @@ def load_bioimageio(path: str | os.PathLike) -> Model:
     """A model from a bioimage.io package (.zip) that napari-unet exported.
 
     Only such packages can be rebuilt: they carry the napari-unet config next to the weights.
-    Packages of other architectures are refused with a one-line :class:`UserInputError`.
+    Packages of other architectures (any format version) are refused with a one-line
+    :class:`UserInputError`, as are damaged ones.
     """
-    import yaml
-
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as package:
-            rdf = yaml.safe_load(package.read("rdf.yaml"))
-            ours = (rdf.get("config") or {}).get(CONFIG_KEY)
-            if ours is None:
+            rdf = _read_description(package)
+            ours = _get(rdf, "config", CONFIG_KEY)
+            if not isinstance(ours, dict):
                 raise UserInputError(_foreign_package_message(path, rdf))
-            weights_file = rdf["weights"]["pytorch_state_dict"]["source"]
-            state = torch.load(io.BytesIO(package.read(weights_file)), map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, KeyError, yaml.YAMLError, OSError) as error:
-        raise UserInputError(
-            f"{path} is not a readable bioimage.io package ({type(error).__name__}: {error})"
-        ) from None
+            weights_file = _get(rdf, "weights", "pytorch_state_dict", "source")
+            if not isinstance(weights_file, str) or weights_file not in package.namelist():
+                raise UserInputError(f"{path} names no weights file it holds; export the model again")
+            data = package.read(weights_file)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise UserInputError(f"{path} is not a readable zip file ({type(error).__name__}); export it again") from None
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for damaged or foreign files
+        raise UserInputError(f"the weights in {path} are damaged ({type(error).__name__}); export it again") from None
     try:
         config = ModelConfig.from_dict(ours)
         network = UNet(config.network)
         network.load_state_dict(state)
-    except (ValueError, TypeError, KeyError, RuntimeError) as error:
-        raise UserInputError(f"{path}: the napari-unet model inside cannot be rebuilt ({error})") from None
+    except (ValueError, TypeError, KeyError, RuntimeError, AttributeError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise UserInputError(f"{path}: the napari-unet model inside cannot be rebuilt ({reason})") from None
     network.eval()
     return Model(network, config)
 
 
+def _read_description(package: zipfile.ZipFile) -> dict:
+    import yaml
+
+    names = set(package.namelist())
+    found = next((name for name in DESCRIPTION_FILES if name in names), None)
+    if found is None:
+        raise UserInputError(f"{package.filename} holds no rdf.yaml: it is not a bioimage.io package")
+    try:
+        description = yaml.safe_load(package.read(found))
+    except yaml.YAMLError:
+        raise UserInputError(f"{package.filename}: its {found} is not valid YAML") from None
+    if not isinstance(description, dict):
+        raise UserInputError(f"{package.filename}: its {found} does not describe a model")
+    return description
+
+
+def _get(mapping, *keys):
+    """``mapping[k1][k2]...``, or None where a level is missing or not a mapping."""
+    for key in keys:
+        if not isinstance(mapping, dict):
+            return None
+        mapping = mapping.get(key)
+    return mapping
+
+
 def _foreign_package_message(path: Path, rdf: dict) -> str:
-    weights = rdf.get("weights") or {}
-    architecture = (weights.get("pytorch_state_dict") or {}).get("architecture") or {}
-    what = architecture.get("callable") or ", ".join(weights) or "unknown weights"
+    weights = rdf.get("weights") if isinstance(rdf.get("weights"), dict) else {}
+    architecture = _get(weights, "pytorch_state_dict", "architecture")
+    # format 0.5: {"callable": ..., "source": ...}; format 0.4: "file.py:Callable"
+    what = architecture.get("callable") if isinstance(architecture, dict) else architecture
+    what = str(what or ", ".join(map(str, weights)) or "unknown weights")
     return (
         f"{path.name} was not exported by napari-unet (its network is {what}); only packages napari-unet "
-        "exported can be fine-tuned here: start from scratch, a pretrained name or a napari-unet model"
+        "exported can be used here: start from scratch, a pretrained name or a napari-unet model"
     )

@@ -30,7 +30,7 @@ def open_model(source: Model | str | os.PathLike) -> Model:
     if isinstance(source, str) and source in PRETRAINED and not Path(source).exists():
         return Model.load(pretrained_path(source))
     path = Path(source)
-    if path.suffix == ".zip" and path.is_file():
+    if path.suffix.lower() == ".zip" and path.is_file():
         from .bioimageio_package import load_bioimageio
 
         return load_bioimageio(path)

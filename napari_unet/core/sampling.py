@@ -27,13 +27,22 @@ class PatchSampler:
         self.update(annotations)
 
     def update(self, annotations: np.ndarray) -> None:
-        """Use new strokes from now on (``annotations`` has the image's spatial shape)."""
+        """Use new strokes from now on (``annotations`` has the image's spatial shape). Safe while
+        another thread samples: the strokes and their index are swapped in as one."""
         if annotations.shape != self.image.shape[1:]:
             raise ValueError(f"annotations shape {annotations.shape} != image spatial shape {self.image.shape[1:]}")
-        self.annotations = annotations
         flat = np.flatnonzero(annotations)
         values = annotations.ravel()[flat]
-        self.voxels_by_class = {int(v): flat[values == v] for v in np.unique(values)}
+        self._strokes = (annotations, {int(v): flat[values == v] for v in np.unique(values)})
+
+    @property
+    def annotations(self) -> np.ndarray:
+        return self._strokes[0]
+
+    @property
+    def voxels_by_class(self) -> dict[int, np.ndarray]:
+        """Flat indices of the painted voxels of each class."""
+        return self._strokes[1]
 
     @property
     def classes(self) -> list[int]:
@@ -41,17 +50,18 @@ class PatchSampler:
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         """``(B, C, *patch)`` float32 images and ``(B, *patch)`` uint8 annotations."""
-        spatial = self.annotations.shape
-        classes = self.classes
+        annotations, voxels_by_class = self._strokes  # one consistent snapshot
+        spatial = annotations.shape
+        classes = sorted(voxels_by_class)
         images = np.empty((batch_size, self.image.shape[0], *self.patch_size), np.float32)
         targets = np.empty((batch_size, *self.patch_size), np.uint8)
         for b in range(batch_size):
-            voxels = self.voxels_by_class[classes[self.rng.integers(len(classes))]]
+            voxels = voxels_by_class[classes[self.rng.integers(len(classes))]]
             centre = np.unravel_index(voxels[self.rng.integers(len(voxels))], spatial)
             box = []
             for c, p, s in zip(centre, self.patch_size, spatial):
                 start = int(np.clip(c - self.rng.integers(p), 0, s - p))
                 box.append(slice(start, start + p))
             images[b] = self.image[(slice(None), *box)]
-            targets[b] = self.annotations[tuple(box)]
+            targets[b] = annotations[tuple(box)]
         return images, targets

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import math
 import platform
-import threading
 import time
 import warnings
 from collections.abc import Generator, Sequence
@@ -131,11 +130,10 @@ class _Run:
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
-        self._sampler_lock = threading.Lock()  # new strokes arrive while the prefetch thread samples
+        self._new_optimizer()
         prefetch = settings.prefetch if settings.prefetch is not None else self.device.type != "cpu"
         self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches") if prefetch else None
         self._next_batch: Future | None = self._prefetch.submit(self._cpu_batch) if prefetch else None
-        self._new_optimizer()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.bad_steps = 0  # non-finite losses in a row
@@ -148,8 +146,7 @@ class _Run:
 
     def _cpu_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes in host memory (prefetch thread)."""
-        with self._sampler_lock:
-            images, targets = self.sampler.sample(self.batch_size)
+        images, targets = self.sampler.sample(self.batch_size)  # safe beside update(): see PatchSampler
         images_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets)
         if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
             images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
@@ -236,8 +233,7 @@ class _Run:
             if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
                 self.model.grow_to(int(annotations.max()))
                 self._new_optimizer()
-            with self._sampler_lock:
-                self.sampler.update(annotations)
+            self.sampler.update(annotations)
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):

@@ -9,7 +9,14 @@ import pytest
 import yaml
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.bioimageio_package import example_crop, export_bioimageio, load_bioimageio
+from napari_unet.core.bioimageio_package import (
+    example_crop,
+    export_bioimageio,
+    load_bioimageio,
+    package_halo,
+    receptive_radius,
+    reference_output,
+)
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.model_sources import open_model
 
@@ -89,12 +96,42 @@ def test_anisotropic_3d_package_passes_test_model(nuclei_3d, tmp_path):
     assert len(rdf["cite"]) == 2  # U-Net and 3D U-Net
 
 
-def test_test_crop_fits_the_declared_sizes(model_2d):
+def test_example_crop_fits_the_declared_sizes_and_avoids_flat_windows(model_2d):
     multiple = model_2d.config.network.size_multiple[0]
+    minimum = 2 * package_halo(model_2d.config.network)[0] + multiple
+    rng = np.random.default_rng(0)
     for shape in [(1, 500, 37), (1, 9, 9), (1, 256, 1000)]:
-        crop = example_crop(model_2d, np.zeros(shape, np.uint8))
+        crop = example_crop(model_2d, rng.integers(0, 255, shape).astype(np.uint8))
         for size in crop.shape[1:]:
-            assert size % multiple == 0 and 4 * multiple <= size <= 256
+            assert size % multiple == 0 and minimum <= size <= 256
+    mostly_empty = np.zeros((1, 600, 600), np.uint16)
+    mostly_empty[0, 500:, 500:] = rng.integers(0, 1000, (100, 100))  # only a corner has structure
+    assert example_crop(model_2d, mostly_empty).max() > 0
+    with pytest.raises(UserInputError, match="flat"):
+        example_crop(model_2d, np.full((1, 300, 300), 7, np.uint16))
+
+
+def test_halo_covers_the_reach_of_the_network(package_2d, model_2d, nuclei_2d):
+    """A runner that tiles with the declared halo gives the untiled result away from the border."""
+    import bioimageio.core
+    from bioimageio.spec.model.v0_5 import TensorId
+
+    image = nuclei_2d.image[None, None].astype(np.float32)
+    sample = bioimageio.core.predict(model=str(package_2d), inputs={TensorId("raw"): image}, blocksize_parameter=2)
+    tiled = sample.members[TensorId("probabilities")].data.to_numpy()[0]
+    whole = reference_output(model_2d, nuclei_2d.image[None])[0]
+    border = package_halo(model_2d.config.network)[0]
+    inner = (slice(None), slice(border, -border), slice(border, -border))
+    assert np.abs(tiled[inner] - whole[inner]).max() < 0.05
+    assert (tiled[inner].argmax(0) == whole[inner].argmax(0)).mean() > 0.999
+
+
+def test_receptive_radius_of_the_default_networks():
+    from napari_unet.core.network import NetworkConfig
+
+    assert receptive_radius(NetworkConfig(dim=2, in_channels=1, num_classes=2)) == [58, 58]
+    anisotropic = NetworkConfig(dim=3, in_channels=1, num_classes=2, pool_strides=[[1, 2, 2], [1, 2, 2], [2, 2, 2]])
+    assert receptive_radius(anisotropic) == [18, 58, 58]
 
 
 def test_foreign_package_is_refused_with_one_line(tmp_path):
@@ -110,8 +147,47 @@ def test_foreign_package_is_refused_with_one_line(tmp_path):
 def test_not_a_zip_is_refused(tmp_path):
     path = tmp_path / "broken.zip"
     path.write_bytes(b"not a zip")
-    with pytest.raises(UserInputError, match=r"not a readable bioimage\.io package"):
+    with pytest.raises(UserInputError, match="not a readable zip file"):
         open_model(path)
+
+
+@pytest.mark.parametrize(
+    ("rdf", "message"),
+    [
+        (
+            {"format_version": "0.4.10", "weights": {"pytorch_state_dict": {"architecture": "unet.py:UNet2d"}}},
+            "its network is unet.py:UNet2d",
+        ),
+        ([1, 2, 3], "does not describe a model"),
+        ({"config": {"napari_unet": {}}, "weights": {"pytorch_state_dict": {"source": "w.pt"}}}, "no weights file"),
+    ],
+)
+def test_other_packages_are_refused_in_one_line(tmp_path, rdf, message):
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("bioimageio.yaml", yaml.safe_dump(rdf))
+    with pytest.raises(UserInputError, match=message) as error:
+        open_model(path)
+    assert "\n" not in str(error.value)
+
+
+def test_damaged_weights_inside_a_package_are_one_line(package_2d, tmp_path):
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(package_2d) as source, zipfile.ZipFile(damaged, "w") as target:
+        for name in source.namelist():
+            target.writestr(name, b"garbage" if name == "weights.pt" else source.read(name))
+    with pytest.raises(UserInputError, match=r"weights in .* are damaged") as error:
+        open_model(damaged)
+    assert "weights_only" not in str(error.value)  # no unsafe advice from torch
+
+
+@pytest.mark.parametrize(
+    ("option", "message"), [({"name": "nuclei v1.0"}, "model name may contain"), ({"license": "Apache 2.0"}, "SPDX")]
+)
+def test_names_and_licenses_bioimageio_refuses_are_one_line(model_2d, tmp_path, option, message):
+    with pytest.raises(UserInputError, match=message):
+        export_bioimageio(model_2d, tmp_path / "m.zip", validate=False, **option)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_output_paths_write_nothing(model_2d, tmp_path):
