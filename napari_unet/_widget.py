@@ -102,7 +102,7 @@ class UNetTrainerWidget(QWidget):
         self.save_button = QPushButton("Save model…")
         self.load_button = QPushButton("Load model…")
         self.bioimageio_button = QPushButton("Export bioimage.io…")
-        self.bioimageio_button.setToolTip("write the model as a tested bioimage.io package (.zip) for bioimageio.core-based tools")
+        self.bioimageio_button.setToolTip("write the model as a tested bioimage.io package (.zip)")
         self.predict_button = QPushButton("Predict all")
         self.export_button = QPushButton("Export masks…")
         self.save_session_button = QPushButton("Save session…")
