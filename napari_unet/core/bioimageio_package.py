@@ -6,10 +6,11 @@ percentiles, per image and channel), softmax as post-processing, a test input an
 cover, the model card as documentation and the U-Net citations. The full napari-unet config
 rides along under ``config.napari_unet``, which is what makes a package importable again.
 
-Only PyTorch state-dict weights are written, so the package runs where ``bioimageio.core`` runs
-(Python, bioimage.io, ilastik's bioimage.io support), not in TorchScript/ONNX-only tools such as
-deepImageJ. Exporting needs ``bioimageio.core`` (the package is tested with it before it is kept):
-``pip install 'napari-unet[bioimageio]'``. Importing needs neither.
+The weights come twice: as the state dict (with ``network.py``) and as TorchScript traced on the
+size grid the package declares (no padding happens on it, so the trace holds for every allowed
+size), for runners without Python such as deepImageJ. Exporting needs ``bioimageio.core`` (both
+are tested with it before the package is kept): ``pip install 'napari-unet[bioimageio]'``.
+Importing needs neither.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import itertools
 import math
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -120,6 +122,18 @@ def reference_output(model: Model, crop: np.ndarray) -> np.ndarray:
     return torch.softmax(logits, dim=1).numpy()
 
 
+def _trace(model: Model, crop: np.ndarray, path: Path) -> None:
+    """TorchScript of the network (CPU, default layout), traced on ``crop``'s normalised shape."""
+    network = UNet(model.config.network)
+    network.load_state_dict(model.network.state_dict())
+    network.eval()
+    example = torch.from_numpy(model.normalize(crop))[None]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the padding branch, never taken on the grid
+        traced = torch.jit.trace(network, example, check_trace=False)
+    traced.save(str(path))
+
+
 def _cover(crop: np.ndarray, probabilities: np.ndarray, path: Path) -> None:
     """A 2:1 PNG: the (normalised) input on the left, the foreground probability on the right."""
     from skimage.io import imsave
@@ -164,6 +178,7 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
     source.write_text(Path(network_module.__file__).read_text())
     weights = folder / "weights.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}, weights)
+    _trace(model, crop, folder / "weights.torchscript.pt")
 
     spacing = (model.config.spacing or [1.0] * dim)[-dim:]
     halos = package_halo(network)
@@ -224,7 +239,12 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
                 source=source, callable=spec.Identifier("unet_from_kwargs"), kwargs=_network_kwargs(model)
             ),
             pytorch_version=spec.Version(torch.__version__.split("+")[0]),
-        )
+        ),
+        torchscript=spec.TorchscriptWeightsDescr(
+            source=folder / "weights.torchscript.pt",
+            pytorch_version=spec.Version(torch.__version__.split("+")[0]),
+            parent="pytorch_state_dict",
+        ),
     )
     return spec.ModelDescr(
         name=name,
@@ -352,7 +372,11 @@ def _validate(package: Path) -> None:
     was computed there); a failed check raises a one-line :class:`UserInputError`."""
     from bioimageio.core import test_model
 
-    summary = test_model(str(package), weight_format="pytorch_state_dict", devices=["cpu"])
+    for weight_format in ("pytorch_state_dict", "torchscript"):
+        _check(test_model(str(package), weight_format=weight_format, devices=["cpu"]))
+
+
+def _check(summary) -> None:
     if summary.status != "passed":
         failed = [d for d in summary.details if d.status == "failed"]
         first = failed[0] if failed else None

@@ -160,8 +160,9 @@ class UNet(nn.Module):
         for upsample, decoder in zip(self.upsamplers, self.decoders):
             x = decoder(torch.cat([skips.pop(), upsample(x)], dim=1))
         logits = self.head(x)
-        crop = (slice(None), slice(None), *tuple(slice(0, s) for s in spatial))
-        return logits[crop].contiguous()
+        if any(padding):  # only then: a trace on the size grid stays valid for every size on it
+            logits = logits[(slice(None), slice(None), *(slice(0, s) for s in spatial))]
+        return logits.contiguous()
 
 
 def unet_from_kwargs(**config) -> UNet:

@@ -44,7 +44,22 @@ def test_exported_2d_package_passes_bioimageio_test_model(package_2d):
     summary = test_model(str(package_2d))
     assert summary.status == "passed", [(d.name, d.errors) for d in summary.details if d.status != "passed"]
     names = [d.name for d in summary.details]
-    assert any("Reproduce test outputs" in name for name in names)  # the test tensors were really compared
+    for weights in ("pytorch_state_dict", "torchscript"):  # the test tensors were really compared, for both
+        assert any(f"Reproduce test outputs from test inputs ({weights})" in name for name in names)
+
+
+def test_torchscript_weights_hold_for_sizes_other_than_the_traced_one(package_2d, model_2d, tmp_path):
+    import torch
+
+    with zipfile.ZipFile(package_2d) as archive:
+        (tmp_path / "ts.pt").write_bytes(archive.read("weights.torchscript.pt"))
+    scripted = torch.jit.load(str(tmp_path / "ts.pt"))
+    multiple = model_2d.config.network.size_multiple[0]
+    minimum = 2 * package_halo(model_2d.config.network)[0] + multiple
+    x = torch.rand(2, 1, minimum + 3 * multiple, minimum + 7 * multiple)
+    model_2d.network.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model_2d.network(x), atol=1e-4, rtol=1e-4)
 
 
 def test_package_describes_the_model(package_2d, model_2d):
