@@ -202,8 +202,10 @@ class UNetTrainerWidget(QWidget):
             return
         init = self.model
         dim = MODEL_CHOICES[self.model_combo.value]
+        note = ""
         if init is not None and dim is not None and dim != init.dim:
             init = None  # the user asked for another kind of network: start afresh
+            note = f" (a new {dim}D network: the current model is {self.model.dim}D)"
         try:
             self.session = LiveSession(
                 self.viewer,
@@ -219,7 +221,10 @@ class UNetTrainerWidget(QWidget):
             self.show_message(str(error))
             return
         self.loss_plot.clear()
-        self.show_message("training… paint more strokes at any time, or correct the prediction")
+        if init is None:
+            with self.pretrained_combo.changed.blocked():
+                self.pretrained_combo.value = NO_PRETRAINED
+        self.show_message(f"training{note}… paint more strokes at any time, or correct the prediction")
         self._update_buttons()
 
     def toggle_pause(self) -> None:

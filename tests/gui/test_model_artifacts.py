@@ -44,3 +44,15 @@ def test_export_bioimageio_button_writes_a_tested_package(trainer, qtbot, tmp_pa
     assert widget.message.text() == f"bioimage.io package written to {tmp_path / 'dock.zip'} (passed its test)"
     with zipfile.ZipFile(tmp_path / "dock.zip") as package:
         assert "rdf.yaml" in package.namelist()
+
+
+def test_asking_for_another_kind_of_network_says_it_starts_afresh(trainer, qtbot):
+    _, widget = trainer
+    widget.pretrained_combo.value = "nuclei-3d"
+    widget.model_combo.value = "2D (plane by plane)"
+    widget.train()
+    assert "a new 2D network: the current model is 3D" in widget.message.text()
+    assert widget.pretrained_combo.value == "—"
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+    assert widget.model.dim == 2
