@@ -111,12 +111,17 @@ def _min_size(multiple: int, halo: int) -> int:
     return 2 * halo + multiple
 
 
+def _cpu_copy(model: Model) -> UNet:
+    """The model's network as a runner loads it: a fresh module on the CPU, default layout, eval mode."""
+    network = UNet(model.config.network)
+    network.load_state_dict(model.network.state_dict())
+    return network.eval()
+
+
 def reference_output(model: Model, crop: np.ndarray) -> np.ndarray:
     """``(1, K, *spatial)`` softmax probabilities of ``crop`` ``(C, *spatial)``, computed the way a
     bioimage.io runner does: normalise the whole crop, one forward pass on the CPU."""
-    network = UNet(model.config.network)
-    network.load_state_dict(model.network.state_dict())
-    network.eval()
+    network = _cpu_copy(model)
     with torch.inference_mode():
         logits = network(torch.from_numpy(model.normalize(crop))[None])
     return torch.softmax(logits, dim=1).numpy()
@@ -124,9 +129,7 @@ def reference_output(model: Model, crop: np.ndarray) -> np.ndarray:
 
 def _trace(model: Model, crop: np.ndarray, path: Path) -> None:
     """TorchScript of the network (CPU, default layout), traced on ``crop``'s normalised shape."""
-    network = UNet(model.config.network)
-    network.load_state_dict(model.network.state_dict())
-    network.eval()
+    network = _cpu_copy(model)
     example = torch.from_numpy(model.normalize(crop))[None]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the padding branch, never taken on the grid
