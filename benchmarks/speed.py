@@ -2,7 +2,10 @@
 input and device; MONAI at its best ``sw_batch_size``, overlap 0.25, gaussian), and napari-unet's trainer
 against a plain PyTorch loop of the same network (overhead, achieved FLOP rate, memory layouts).
 
-Runs on CPU, or CUDA with ``--device cuda``; needs ``pip install monai``. Prints one JSON object::
+Runs on CPU, or CUDA with ``--device cuda``; needs ``pip install monai``. ``--precision`` (default
+auto: bf16 on CUDA, fp32 on CPU) applies to every side alike. Model FLOPs utilisation is the achieved
+FLOP rate over the device's dense peak for that precision (known GPUs, or ``--peak-tflops``). Prints one
+JSON object::
 
     python benchmarks/speed.py                # CPU
     python benchmarks/speed.py --device cuda  # a GPU machine
@@ -20,6 +23,9 @@ import time
 
 import numpy as np
 import torch
+
+# Dense tensor-core peaks in TFLOP/s for bf16/fp16 (NVIDIA data sheets), by device-name fragments.
+PEAK_TFLOPS_16BIT = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0))
 
 CASES = {
     "cpu": {2: {"image": (1024, 1024), "tile": 512}, 3: {"image": (64, 192, 192), "tile": 96}},
@@ -56,6 +62,14 @@ def _mean_rate(step, steps: int, device: torch.device) -> float:
     return steps / (time.perf_counter() - started)
 
 
+def peak_tflops(device: torch.device, dtype: torch.dtype) -> float | None:
+    """The device's dense peak for ``dtype``, where known (16-bit floats on the GPUs listed)."""
+    if device.type != "cuda" or dtype == torch.float32:
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for fragment, peak in PEAK_TFLOPS_16BIT if fragment in name), None)
+
+
 def trained_model(dim: int, seconds: float, device: str):
     """A model trained briefly on the bundled sample, so predictions are not constant."""
     from napari_unet.core.api import train
@@ -66,19 +80,23 @@ def trained_model(dim: int, seconds: float, device: str):
 
 
 @torch.inference_mode()
-def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: int) -> dict:
+def prediction_case(model, dim: int, case: dict, device: torch.device, precision: str, repeats: int) -> dict:
     from monai.inferers import sliding_window_inference
 
     from napari_unet.core.inference import predict_normalized
+    from napari_unet.core.precision import autocast, resolve_precision
     from napari_unet.core.synthetic import synthetic_nuclei
+
+    dtype = resolve_precision(precision, device)
+    ours_predict = functools.partial(
+        predict_normalized, model, tile_size=case["tile"], device=device, precision=precision
+    )
 
     sample = synthetic_nuclei(case["image"], spacing=(2.0, 1.0, 1.0) if dim == 3 else None, seed=7)
     normalized = model.normalize(sample.image[None])
     tile = case["tile"]
-    ours = predict_normalized(model, normalized, tile_size=tile, overlap=0.25, device=device)
-    ours_seconds = _best_seconds(
-        lambda: predict_normalized(model, normalized, tile_size=tile, overlap=0.25, device=device), repeats, device
-    )
+    ours = ours_predict(normalized)
+    ours_seconds = _best_seconds(lambda: ours_predict(normalized), repeats, device)
     as_loaded = copy.deepcopy(model.network).to(device=device, memory_format=torch.contiguous_format).eval()
     as_loaded.memory_format = torch.contiguous_format  # the default layout, weights and inputs
     placed = model.network.place(device).eval()
@@ -86,7 +104,11 @@ def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: 
     roi = (tile,) * dim
 
     def monai(network, batch):
-        return sliding_window_inference(inputs, roi, batch, network, overlap=0.25, mode="gaussian")
+        def predictor(tiles):  # the network in the same precision as ours, blending in float32
+            with autocast(device, dtype):
+                return network(tiles).float()
+
+        return sliding_window_inference(inputs, roi, batch, predictor, overlap=0.25, mode="gaussian")
 
     monai_runs = {}
     for name, network in (("default_layout", as_loaded), ("same_layout_as_ours", placed)):
@@ -111,15 +133,16 @@ def prediction_case(model, dim: int, case: dict, device: torch.device, repeats: 
     }
 
 
-def training_case(dim: int, device: torch.device, steps: int) -> dict:
+def training_case(dim: int, device: torch.device, precision: str, steps: int) -> dict:
     """Steps/s of ``train_steps`` (sampling, augmentation, sparse loss) and of plain loops (random
-    batches of the same shape, Adam) on the same network: with cross-entropy, and with our loss (so
-    the difference is the trainer's own work: sampling, augmentation, bookkeeping)."""
+    batches of the same shape, Adam, the same precision) on the same network: with cross-entropy, and
+    with our loss (so the difference is the trainer's own work: sampling, augmentation, bookkeeping)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from napari_unet.core.api import prepare_model
     from napari_unet.core.config import TrainConfig
     from napari_unet.core.losses import sparse_loss
+    from napari_unet.core.precision import autocast, resolve_precision
     from napari_unet.core.training import default_batch_size, default_patch_size, train_steps
     from napari_unet.sample_data import nuclei_sample
 
@@ -127,7 +150,8 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
     torch.manual_seed(0)
     model, annotations = prepare_model(sample.image[None], sample.strokes, dim=dim, spacing=sample.spacing)
     network = copy.deepcopy(model.network)
-    config = TrainConfig(steps=steps + 5, seed=0, device=str(device))
+    config = TrainConfig(steps=steps + 5, seed=0, device=str(device), precision=precision)
+    dtype = resolve_precision(precision, device)
     loop = train_steps(model, sample.image[None], annotations, config)
     stamps = []
     for _report in loop:
@@ -151,12 +175,15 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
 
     def plain_rate(layout_network, loss_function=cross_entropy) -> float:
         optimizer = torch.optim.Adam(layout_network.parameters(), lr=1e-3)
+        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
         def step():
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_function(layout_network(inputs))
-            loss.backward()
-            optimizer.step()
+            with autocast(device, dtype):
+                logits = layout_network(inputs)
+            scaler.scale(loss_function(logits.float())).backward()
+            scaler.step(optimizer)
+            scaler.update()
 
         return _mean_rate(step, steps, device)
 
@@ -165,10 +192,11 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
     plain = plain_rate(placed)
     plain_same_loss = plain_rate(placed, our_loss)
     plain_contiguous = plain_rate(contiguous)
-    with FlopCounterMode(display=False) as counter:
-        torch.nn.functional.cross_entropy(placed(inputs), targets).backward()
+    with FlopCounterMode(display=False) as counter, autocast(device, dtype):
+        torch.nn.functional.cross_entropy(placed(inputs).float(), targets).backward()
     flops = counter.get_total_flops()
     voxels = batch * float(np.prod(patch))
+    peak = peak_tflops(device, dtype)
     return {
         "dim": dim,
         "batch": batch,
@@ -184,32 +212,48 @@ def training_case(dim: int, device: torch.device, steps: int) -> dict:
         "gflop_per_step": flops / 1e9,
         "achieved_gflop_per_s_ours": flops * ours / 1e9,
         "achieved_gflop_per_s_plain": flops * plain / 1e9,
+        "peak_tflop_per_s": peak,
+        "mfu_ours": flops * ours / (peak * 1e12) if peak else None,
+        "mfu_plain": flops * plain / (peak * 1e12) if peak else None,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--train-steps", type=int, default=30)
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
-    args = parser.parse_args()
-    device = torch.device(args.device)
+def run(device: str, precision: str, repeats: int, train_steps: int, dims: list[int]) -> dict:
+    """The whole speed benchmark as a JSON-ready dict."""
+    from napari_unet.core.precision import precision_name, resolve_precision
+
+    torch_device = torch.device(device)
     prediction, training = [], []
-    for dim in args.dims:
-        model = trained_model(dim, 10.0, args.device)
-        prediction.append(prediction_case(model, dim, CASES[device.type][dim], device, args.repeats))
-        training.append(training_case(dim, device, args.train_steps))
-    report = {
+    for dim in dims:
+        model = trained_model(dim, 10.0, device)
+        case = CASES[torch_device.type][dim]
+        prediction.append(prediction_case(model, dim, case, torch_device, precision, repeats))
+        training.append(training_case(dim, torch_device, precision, train_steps))
+    return {
         "benchmark": "speed",
         "date": datetime.date.today().isoformat(),
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
+        "device": torch.cuda.get_device_name() if torch_device.type == "cuda" else platform.processor() or "cpu",
+        "precision": precision_name(resolve_precision(precision, torch_device)),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "prediction": prediction,
         "training": training,
     }
-    print(json.dumps(report, indent=2))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-steps", type=int, default=30)
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    print(json.dumps(run(args.device, args.precision, args.repeats, args.train_steps, args.dims), indent=2))
 
 
 if __name__ == "__main__":

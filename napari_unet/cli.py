@@ -15,6 +15,12 @@ from .core.errors import UserInputError
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="network arithmetic (default auto: bf16, or fp16 on older GPUs, on CUDA; fp32 elsewhere)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,13 +191,14 @@ def _train(args: argparse.Namespace) -> None:
         channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
         init=args.init,
         device=args.device,
+        precision=args.precision,
         seed=args.seed,
         batch_size=args.batch_size,
         image_name=Path(args.image).name,
     )
     model.save(model_path)
     run = model.config.history[-1]
-    summary = f"trained {run['steps']} steps in {run['seconds']:.1f} s on {run['device']}"
+    summary = f"trained {run['steps']} steps in {run['seconds']:.1f} s on {run['device']} ({run['precision']})"
     print(f"{summary} (loss {run['final_loss']:.3f}) → {model_path}")
 
 
@@ -234,6 +241,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
             batch_size=args.batch_size,
             block_size=args.block_size,
             device=args.device,
+            precision=args.precision,
             client=client,
             ngff_version=args.ngff_version,
             instances=args.instances,
@@ -264,6 +272,7 @@ def _predict(args: argparse.Namespace) -> None:
         channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
         probabilities=args.probabilities,
         device=args.device,
+        precision=args.precision,
         tile_size=args.tile_size,
         overlap=args.overlap,
         batch_size=args.batch_size,
@@ -326,10 +335,11 @@ def _demo(args: argparse.Namespace) -> None:
         time_budget=args.time_budget,
         spacing=sample.spacing,
         device=args.device,
+        precision=args.precision,
         seed=0,
     )
     model.save(out / "model")
-    prediction = _predict_with_progress(model, sample.image, device=args.device)
+    prediction = _predict_with_progress(model, sample.image, device=args.device, precision=args.precision)
     foreground = prediction.labels == 2
     metrics = {
         "foreground_iou": round(foreground_iou(foreground, sample.instances > 0), 4),

@@ -115,6 +115,7 @@ class BlockSettings:
     overlap: float = 0.25
     batch_size: int | None = None
     device: str = "cpu"
+    precision: str = "auto"
 
     def read(self, block: tuple[slice, ...]) -> np.ndarray:
         region, _ = self.plan.region(block)
@@ -130,6 +131,7 @@ class BlockSettings:
             overlap=self.overlap,
             batch_size=self.batch_size,
             device=self.device,
+            precision=self.precision,
         )[(slice(None), *inner)]
         return labels_from_probabilities(probabilities), probabilities
 

@@ -44,6 +44,7 @@ class TrainConfig:
     smoothness_sigma: float = 0.05
     seed: int | None = None
     device: str = "auto"
+    precision: str = "auto"  # network arithmetic: auto (bf16/fp16 on CUDA, else fp32), fp32, bf16, fp16
     image_name: str | None = None  # recorded in the model card (a file name or a layer name)
     prefetch: bool | None = None  # make the next batch in a background thread; None: on GPUs only
 

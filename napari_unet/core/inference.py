@@ -12,6 +12,7 @@ import torch
 from .devices import resolve_device
 from .errors import UserInputError
 from .model import Model
+from .precision import autocast, check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
 from .tiling import gaussian_weights, tile_boxes
 from .validation import as_channels_first, check_spatial_ndim
 
@@ -55,20 +56,25 @@ def predict_normalized(
     overlap: float = 0.25,
     batch_size: int | None = None,
     device: torch.device | str = "cpu",
+    precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image
-    (``batch_size`` tiles per pass, default :func:`default_tile_batch`).
+    (``batch_size`` tiles per pass, default :func:`default_tile_batch`; the network runs in
+    ``precision``, see :mod:`.precision`, and blending is float32 on the device).
 
     When the device runs out of memory, the pass is retried with half the tiles per pass, then
     with half the tile size, with a warning each time; only one pooling unit per tile is too much.
+    A pass that overflows reduced precision is redone in float32, with a warning.
     """
     device = torch.device(device)
+    dtype = resolve_precision(precision, device)
+    use_fixed_shape_tuning(device)
     batch_size = batch_size or default_tile_batch(device)
     window = window_shape(model, image.shape[1:], tile_size)
     while True:
         try:
-            return _blend_tiles(model, image, window, overlap, batch_size, device, progress)
+            probabilities = _blend_tiles(model, image, window, overlap, batch_size, device, dtype, progress)
         except torch.cuda.OutOfMemoryError:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -85,6 +91,11 @@ def predict_normalized(
                     f"out of {device.type} memory even for one tile of {'×'.join(map(str, window))}: {advice}"
                 ) from None
             warnings.warn(f"out of {device.type} memory: retrying with {change}", RuntimeWarning, stacklevel=2)
+            continue
+        if dtype == torch.float32 or np.isfinite(probabilities).all():
+            return probabilities
+        warnings.warn(f"prediction overflowed {precision_name(dtype)}: redone in float32", RuntimeWarning, stacklevel=2)
+        dtype = torch.float32
 
 
 def _half_window(model: Model, window: tuple[int, ...]) -> tuple[int, ...]:
@@ -104,9 +115,10 @@ def _blend_tiles(
     overlap: float,
     batch_size: int,
     device: torch.device,
+    dtype: torch.dtype,
     progress: Callable[[int, int], None] | None,
 ) -> np.ndarray:
-    """One tiled pass with ``window``-shaped tiles, ``batch_size`` per forward pass."""
+    """One tiled pass with ``window``-shaped tiles, ``batch_size`` per forward pass, the network in ``dtype``."""
     network = model.network.place(device).eval()
     spatial = image.shape[1:]
     extra = len(spatial) - model.dim
@@ -121,7 +133,9 @@ def _blend_tiles(
         tiles_t = torch.from_numpy(tiles).to(device)
         if extra:  # 2D model on a stack: drop the singleton Z of each tile
             tiles_t = tiles_t.reshape(tiles_t.shape[0], tiles_t.shape[1], *window[extra:])
-        probabilities = torch.softmax(network(tiles_t).float(), dim=1)
+        with autocast(device, dtype):
+            logits = network(tiles_t)
+        probabilities = torch.softmax(logits.float(), dim=1)
         probabilities = probabilities.reshape(len(batch_boxes), model.num_classes, *window)
         for box, tile_probabilities in zip(batch_boxes, probabilities):
             accumulated[(slice(None), *box)] += tile_probabilities * weights
@@ -163,15 +177,17 @@ def predict(
     overlap: float = 0.25,
     batch_size: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     probabilities: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:
     """Segment a raw image (``channel_axis`` for multichannel) with ``model``.
 
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
-    annotation values (1 = background, 2.. = classes).
+    annotation values (1 = background, 2.. = classes). ``precision``: see :mod:`.precision`.
     """
     check_prediction_settings(tile_size, overlap, batch_size)
+    check_precision(precision)
     channels_first = as_channels_first(image, channel_axis)
     check_image_for_model(model, channels_first.shape)
     normalized = model.normalize(channels_first)
@@ -182,6 +198,7 @@ def predict(
         overlap=overlap,
         batch_size=batch_size,
         device=resolve_device(device),
+        precision=precision,
         progress=progress,
     )
     return Prediction(labels_from_probabilities(probs), probs if probabilities else None)

@@ -36,7 +36,13 @@ def model_card(config: ModelConfig) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in run.get("versions", {}).items())
         lines.append(
             f"| {number} | {run.get('date', '')} | {image.get('name') or ''} | {image.get('shape', '')} | {painted} "
-            f"| {run.get('steps', '')} | {run.get('seconds', '')} | {run.get('device', '')} | {versions} |"
+            f"| {run.get('steps', '')} | {run.get('seconds', '')} | {_device(run)} | {versions} |"
         )
     lines += ["", "Everything here is also in `config.json`; the weights are a PyTorch state dict in `weights.pt`.", ""]
     return "\n".join(lines)
+
+
+def _device(run: dict) -> str:
+    """``cuda:0 (bf16)``: the device, and the network's precision when it was not float32."""
+    precision = run.get("precision", "fp32")
+    return run.get("device", "") + (f" ({precision})" if precision != "fp32" else "")

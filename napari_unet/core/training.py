@@ -25,6 +25,7 @@ from .errors import UserInputError
 from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
 from .model import Model
+from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from .sampling import PatchSampler
 from .validation import check_annotations
 
@@ -120,6 +121,8 @@ class _Run:
     def __init__(self, model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig) -> None:
         self.model, self.settings = model, settings
         self.device = resolve_device(settings.device)
+        self.precision = resolve_precision(settings.precision, self.device)
+        use_fixed_shape_tuning(self.device)
         rng = np.random.default_rng(settings.seed)
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         if settings.seed is not None:
@@ -143,6 +146,8 @@ class _Run:
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
+        # float16 gradients underflow without loss scaling; bfloat16 has float32's range
+        self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == torch.float16 else None
 
     def _cpu_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes in host memory (prefetch thread)."""
@@ -201,17 +206,55 @@ class _Run:
         images, targets = self._batch()
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate
-        settings = self.settings
-        loss = sparse_loss(self.network(images), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
-        self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):  # skip the update and undo the statistics: the last good model stays
+        loss = self._backward(images, targets)
+        if loss is None and self.precision != torch.float32:
+            self._restore(buffers)
+            self._fall_back_to_float32()
+            loss = self._backward(images, targets)
+        if loss is None:  # skip the update and undo the statistics: the last good model stays
             self._restore(buffers)
             self.bad_steps += 1
             return float("nan")
         self.bad_steps = 0
-        loss.backward()
-        self.optimizer.step()
+        if self.scaler is None:
+            self.optimizer.step()
+        else:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return loss
+
+    def _backward(self, images: torch.Tensor, targets: torch.Tensor) -> float | None:
+        """The gradients of one batch; returns its loss, or None (and no gradients) when the loss or
+        the gradients are not finite."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self._loss(images, targets)
+        if self.scaler is None:
+            loss.backward()
+            gradients = [p.grad for p in self.network.parameters() if p.grad is not None]
+            finite = torch.isfinite(loss) & torch.isfinite(torch.nn.utils.get_total_norm(gradients))
+        else:  # float16: scaled gradients; the scaler itself skips steps whose gradients overflow
+            self.scaler.scale(loss).backward()
+            finite = torch.isfinite(loss)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         return float(loss.detach())
+
+    def _loss(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The sparse loss of one batch: the network in ``self.precision``, the loss in float32."""
+        with autocast(self.device, self.precision):
+            logits = self.network(images)
+        settings = self.settings
+        return sparse_loss(logits.float(), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
+
+    def _fall_back_to_float32(self) -> None:
+        """A non-finite loss or gradient in reduced precision: the rest of the run computes in float32."""
+        warnings.warn(
+            f"training overflowed {precision_name(self.precision)}: it goes on in float32",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        self.precision, self.scaler = torch.float32, None
 
     def _restore(self, buffers: list[torch.Tensor]) -> None:
         for buffer, saved in zip(self.network.buffers(), buffers):
@@ -223,7 +266,12 @@ class _Run:
             return None
         self.preview_wanted = False
         region = self.preview_region or tuple(slice(0, s) for s in self.spatial)
-        probabilities = predict_normalized(self.model, self.normalized[(slice(None), *region)], device=self.device)
+        probabilities = predict_normalized(
+            self.model,
+            self.normalized[(slice(None), *region)],
+            device=self.device,
+            precision=precision_name(self.precision),
+        )
         self.network.train()
         return Preview(region, labels_from_probabilities(probabilities))
 
@@ -295,6 +343,7 @@ def train_steps(
             "seconds": round(time.perf_counter() - start, 3),
             "final_loss": loss,
             "device": str(run.device),
+            "precision": precision_name(run.precision),
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},

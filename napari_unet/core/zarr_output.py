@@ -38,6 +38,7 @@ from .ngff import (
     write_pyramid,
     zarr_format,
 )
+from .precision import check_precision
 
 INSTANCE_CONTEXT = 32  # voxels of context around a block when splitting objects (> a nucleus diameter)
 
@@ -114,6 +115,7 @@ def predict_to_zarr(
     batch_size: int | None = None,
     block_size: int | None = None,
     device: str = "auto",
+    precision: str = "auto",
     client=None,
     ngff_version: str | None = None,
     instances: bool = False,
@@ -126,9 +128,10 @@ def predict_to_zarr(
     of nearest-neighbour levels. ``probabilities`` also writes ``(K, *spatial)`` float32 to
     ``<out>_probabilities.zarr``. ``block_size`` (voxels per tiled axis) trades memory for speed.
     ``instances`` writes objects (0 = background, 1..N; touching ones split, ones cut by block
-    borders joined) instead of classes.
+    borders joined) instead of classes. ``precision``: see :mod:`.precision`.
     """
     check_prediction_settings(tile_size, overlap, batch_size)
+    check_precision(precision)
     if block_size is not None and block_size < 1:
         raise UserInputError(f"block size must be at least 1, got {block_size}")
     target = LabelsTarget.parse(out)
@@ -171,7 +174,7 @@ def predict_to_zarr(
             probabilities_tmp = stack.enter_context(atomic_target(probabilities_target))
             probabilities_out = _create_probabilities(probabilities_tmp, model.num_classes, spec, plan.chunks)
         settings = BlockSettings(
-            view, ranges, plan, classes_out, probabilities_out, tile_size, overlap, batch_size, device_name
+            view, ranges, plan, classes_out, probabilities_out, tile_size, overlap, batch_size, device_name, precision
         )
         if client is None:
             times = predict_blocks_local(model, settings, progress)
