@@ -46,7 +46,7 @@ def _scores(labels: np.ndarray, instances: np.ndarray, spacing) -> dict[str, flo
     }
 
 
-def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fraction: float) -> dict:
+def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fraction: float, **settings) -> dict:
     case = CASES[dim]
     sample = synthetic_nuclei(case["shape"], spacing=case["spacing"], seed=seed, stroke_fraction=stroke_fraction)
     started = time.perf_counter()
@@ -54,7 +54,13 @@ def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fracti
     forest_seconds = time.perf_counter() - started
     started = time.perf_counter()
     model = train(
-        sample.image, sample.strokes, spacing=sample.spacing, time_budget=time_budget, device=device, seed=seed
+        sample.image,
+        sample.strokes,
+        spacing=sample.spacing,
+        time_budget=time_budget,
+        device=device,
+        seed=seed,
+        **settings,
     )
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -82,9 +88,12 @@ def main() -> None:
     parser.add_argument("--seeds-3d", type=int, nargs="*", default=[10])
     parser.add_argument("--stroke-fraction", type=float, default=0.002)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--region-weight", type=float, help="weight of the region term (default: the trainer's)")
     args = parser.parse_args()
-    results = [run_case(2, s, args.time_budget, args.device, args.stroke_fraction) for s in args.seeds]
-    results += [run_case(3, s, args.time_budget, args.device, args.stroke_fraction) for s in args.seeds_3d]
+    settings = {} if args.region_weight is None else {"region_weight": args.region_weight}
+    case = {"time_budget": args.time_budget, "device": args.device, "stroke_fraction": args.stroke_fraction, **settings}
+    results = [run_case(2, s, **case) for s in args.seeds]
+    results += [run_case(3, s, **case) for s in args.seeds_3d]
     summary = {}
     for dim in (2, 3):
         rows = [r for r in results if r["dim"] == dim]
@@ -97,6 +106,7 @@ def main() -> None:
     report = {
         "benchmark": "quality",
         "time_budget_s": args.time_budget,
+        "settings": settings,
         "device": str(args.device),
         "torch_threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),

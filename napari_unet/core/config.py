@@ -29,7 +29,9 @@ class TrainConfig:
     """Settings of one training run; ``steps`` and ``time_budget`` (seconds) both stop it.
 
     ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0 turns it
-    off). ``batch_size`` None means the default for the model (8 patches in 2D, 4 in 3D).
+    off); ``region_weight`` the region term, scaled down to 0 when the painted classes do not
+    differ in brightness (see :mod:`.region_prior`). ``batch_size`` None means the default for the
+    model (8 patches in 2D, 4 in 3D).
     """
 
     steps: int | None = None
@@ -42,6 +44,7 @@ class TrainConfig:
     elastic_probability: float = 0.25
     smoothness_weight: float = 3.0
     smoothness_sigma: float = 0.05
+    region_weight: float = 1.0  # the region term's weight when strokes differ clearly in brightness
     seed: int | None = None
     device: str = "auto"
     precision: str = "auto"  # network arithmetic: auto (bf16/fp16 on CUDA, else fp32), fp32, bf16, fp16

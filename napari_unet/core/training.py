@@ -26,6 +26,7 @@ from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
 from .model import Model
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
+from .region_prior import brightness_separation, region_weight
 from .sampling import PatchSampler
 from .validation import check_annotations
 
@@ -133,6 +134,7 @@ class _Run:
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
+        self._weigh_region_term()
         self._new_optimizer()
         prefetch = settings.prefetch if settings.prefetch is not None else self.device.type != "cpu"
         self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches") if prefetch else None
@@ -140,6 +142,11 @@ class _Run:
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.bad_steps = 0  # non-finite losses in a row
+
+    def _weigh_region_term(self) -> None:
+        """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
+        self.separation = brightness_separation(self.normalized, self.sampler.voxels_by_class)
+        self.region_weight = region_weight(self.separation, self.settings.region_weight)
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
@@ -245,7 +252,9 @@ class _Run:
         with autocast(self.device, self.precision):
             logits = self.network(images)
         settings = self.settings
-        return sparse_loss(logits.float(), targets, images, settings.smoothness_weight, settings.smoothness_sigma)
+        return sparse_loss(
+            logits.float(), targets, images, settings.smoothness_weight, settings.smoothness_sigma, self.region_weight
+        )
 
     def _fall_back_to_float32(self) -> None:
         """A non-finite loss or gradient in reduced precision: the rest of the run computes in float32."""
@@ -282,6 +291,7 @@ class _Run:
                 self.model.grow_to(int(annotations.max()))
                 self._new_optimizer()
             self.sampler.update(annotations)
+            self._weigh_region_term()
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
@@ -347,6 +357,8 @@ def train_steps(
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
+            "brightness_separation": round(run.separation, 4),
+            "region_weight": round(run.region_weight, 4),
             "settings": {
                 "steps": settings.steps,
                 "time_budget": settings.time_budget,
