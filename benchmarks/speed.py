@@ -171,7 +171,8 @@ def training_case(dim: int, device: torch.device, precision: str, steps: int) ->
         return torch.nn.functional.cross_entropy(logits, targets)
 
     def our_loss(logits):
-        return sparse_loss(logits, strokes, inputs, config.smoothness_weight, config.smoothness_sigma)
+        settings = (config.smoothness_weight, config.smoothness_sigma, config.region_weight)
+        return sparse_loss(logits, strokes, inputs, *settings)
 
     def plain_rate(layout_network, loss_function=cross_entropy) -> float:
         optimizer = torch.optim.Adam(layout_network.parameters(), lr=1e-3)
