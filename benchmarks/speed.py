@@ -24,6 +24,8 @@ import time
 import numpy as np
 import torch
 
+from napari_unet.core.precision import CHOICES
+
 # Dense tensor-core peaks in TFLOP/s for bf16/fp16 (NVIDIA data sheets), by device-name fragments.
 PEAK_TFLOPS_16BIT = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0))
 
@@ -70,13 +72,14 @@ def peak_tflops(device: torch.device, dtype: torch.dtype) -> float | None:
     return next((peak for fragment, peak in PEAK_TFLOPS_16BIT if fragment in name), None)
 
 
-def trained_model(dim: int, seconds: float, device: str):
+def trained_model(dim: int, seconds: float, device: str, precision: str):
     """A model trained briefly on the bundled sample, so predictions are not constant."""
     from napari_unet.core.api import train
     from napari_unet.sample_data import nuclei_sample
 
     sample = nuclei_sample(dim)
-    return train(sample.image, sample.strokes, spacing=sample.spacing, time_budget=seconds, seed=0, device=device)
+    settings = {"time_budget": seconds, "seed": 0, "device": device, "precision": precision}
+    return train(sample.image, sample.strokes, spacing=sample.spacing, **settings)
 
 
 @torch.inference_mode()
@@ -171,7 +174,7 @@ def training_case(dim: int, device: torch.device, precision: str, steps: int) ->
         return torch.nn.functional.cross_entropy(logits, targets)
 
     def our_loss(logits):
-        settings = (config.smoothness_weight, config.smoothness_sigma, config.region_weight)
+        settings = (config.smoothness_weight, config.smoothness_sigma, model.config.history[-1]["region_weight"])
         return sparse_loss(logits, strokes, inputs, *settings)
 
     def plain_rate(layout_network, loss_function=cross_entropy) -> float:
@@ -226,7 +229,7 @@ def run(device: str, precision: str, repeats: int, train_steps: int, dims: list[
     torch_device = torch.device(device)
     prediction, training = [], []
     for dim in dims:
-        model = trained_model(dim, 10.0, device)
+        model = trained_model(dim, 10.0, device, precision)
         case = CASES[torch_device.type][dim]
         prediction.append(prediction_case(model, dim, case, torch_device, precision, repeats))
         training.append(training_case(dim, torch_device, precision, train_steps))
@@ -244,7 +247,7 @@ def run(device: str, precision: str, repeats: int, train_steps: int, dims: list[
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=CHOICES)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])

@@ -19,11 +19,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import speed
 import time_to_quality
 
+from napari_unet.core.precision import CHOICES
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="auto", choices=CHOICES)
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per prediction run")
     parser.add_argument("--train-steps", type=int, default=30, help="timed steps per training run")
     parser.add_argument("--budgets", type=float, nargs="+", default=[1, 3, 10, 30], help="training seconds")

@@ -15,6 +15,7 @@ from .inference import predict as _predict
 from .model import Model
 from .model_sources import open_model
 from .normalization import percentile_ranges
+from .precision import check_precision
 from .training import Report, train_steps
 from .validation import as_channels_first, check_annotations, check_spatial_ndim
 
@@ -109,6 +110,7 @@ def train(
         raise UserInputError(f"the time budget must be positive, got {time_budget}")
     if settings.get("batch_size") is not None and settings["batch_size"] < 1:
         raise UserInputError(f"batch size must be at least 1, got {settings['batch_size']}")
+    check_precision(settings.get("precision", "auto"))
     channels_first = as_channels_first(image, channel_axis)
     if seed is not None:  # the initial weights too: the same seed gives the same model
         torch.manual_seed(seed)

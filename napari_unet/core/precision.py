@@ -42,6 +42,10 @@ def autocast(device: torch.device, dtype: torch.dtype) -> torch.autocast:
 
 
 def use_fixed_shape_tuning(device: torch.device) -> None:
-    """Let cuDNN pick the fastest convolution for each (fixed) patch and tile shape on CUDA."""
+    """Let cuDNN pick the fastest convolution for each (fixed) patch and tile shape on CUDA.
+
+    This sets ``torch.backends.cudnn.benchmark`` for the whole process (as nnU-Net does) and stays
+    on; GPU results were never bit-for-bit repeatable run to run, and now certainly are not.
+    """
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

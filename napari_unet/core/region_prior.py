@@ -37,7 +37,7 @@ def brightness_separation(image: np.ndarray, voxels_by_class: dict[int, np.ndarr
     return worst
 
 
-def region_weight(separation: float, weight: float) -> float:
+def scaled_region_weight(separation: float, weight: float) -> float:
     """``weight`` scaled by the brightness separation: 0 up to ``NONE_AT``, full from ``FULL_AT``."""
     return weight * float(np.clip((separation - NONE_AT) / (FULL_AT - NONE_AT), 0.0, 1.0))
 

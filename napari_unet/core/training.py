@@ -26,7 +26,7 @@ from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
 from .model import Model
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
-from .region_prior import brightness_separation, region_weight
+from .region_prior import brightness_separation, scaled_region_weight
 from .sampling import PatchSampler
 from .validation import check_annotations
 
@@ -146,7 +146,7 @@ class _Run:
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
         self.separation = brightness_separation(self.normalized, self.sampler.voxels_by_class)
-        self.region_weight = region_weight(self.separation, self.settings.region_weight)
+        self.region_weight = scaled_region_weight(self.separation, self.settings.region_weight)
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
@@ -225,9 +225,11 @@ class _Run:
         self.bad_steps = 0
         if self.scaler is None:
             self.optimizer.step()
-        else:
+        else:  # overflowing gradients: the scaler skips the step and lowers the scale
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.scaler.get_scale() < 1:  # overflow even unscaled: float16 cannot hold these gradients
+                self._fall_back_to_float32()
         return loss
 
     def _backward(self, images: torch.Tensor, targets: torch.Tensor) -> float | None:
@@ -239,7 +241,7 @@ class _Run:
             loss.backward()
             gradients = [p.grad for p in self.network.parameters() if p.grad is not None]
             finite = torch.isfinite(loss) & torch.isfinite(torch.nn.utils.get_total_norm(gradients))
-        else:  # float16: scaled gradients; the scaler itself skips steps whose gradients overflow
+        else:  # float16: scaled gradients (overflow is handled by the scaler, see _step)
             self.scaler.scale(loss).backward()
             finite = torch.isfinite(loss)
         if not finite:

@@ -124,3 +124,18 @@ def test_non_finite_gradients_with_a_finite_loss_skip_the_update(nuclei_2d):
     reports = list(train_steps(model, nuclei_2d.image[None], annotations, TrainConfig(steps=2, device="cpu", seed=0)))
     assert np.isfinite([r.loss for r in reports]).all()
     assert all(torch.isfinite(p).all() for p in model.network.parameters())
+
+
+def test_float16_gradients_that_overflow_even_unscaled_move_training_to_float32(nuclei_2d):
+    """The loss scaler skips steps whose float16 gradients overflow; once its scale is below 1,
+    float16 cannot hold them at all and the run goes on in float32."""
+    from napari_unet.core.api import prepare_model
+    from napari_unet.core.config import TrainConfig
+    from napari_unet.core.training import train_steps
+
+    model, annotations = prepare_model(nuclei_2d.image[None], nuclei_2d.strokes, dim=2, base_channels=4, depth=2)
+    model.network.head.weight.register_hook(lambda gradient: gradient * float("inf"))  # every step overflows
+    settings = TrainConfig(steps=20, device="cpu", seed=0, precision="fp16", patch_size=[32, 32], batch_size=2)
+    with pytest.warns(RuntimeWarning, match="training overflowed fp16: it goes on in float32"):
+        list(train_steps(model, nuclei_2d.image[None], annotations, settings))
+    assert model.config.history[-1]["precision"] == "fp32"

@@ -9,7 +9,7 @@ import torch
 from napari_unet.core.api import train
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.losses import region_fit
-from napari_unet.core.region_prior import brightness_separation, region_weight
+from napari_unet.core.region_prior import brightness_separation, scaled_region_weight
 
 
 def _voxels(annotations: np.ndarray) -> dict[int, np.ndarray]:
@@ -41,7 +41,7 @@ def test_one_painted_class_gives_no_separation():
 
 @pytest.mark.parametrize(("separation", "expected"), [(0.2, 0.0), (0.5, 0.0), (0.7, 1.0), (0.9, 2.0), (1.0, 2.0)])
 def test_weight_ramps_from_none_to_full(separation, expected):
-    assert region_weight(separation, 2.0) == pytest.approx(expected)
+    assert scaled_region_weight(separation, 2.0) == pytest.approx(expected)
 
 
 def test_region_fit_is_lowest_when_classes_follow_the_brightness_edge():
