@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import update_bn
 
 from .augment import augment
 from .config import TrainConfig
@@ -33,6 +34,9 @@ from .validation import check_annotations
 WARMUP_STEPS = 20
 FINAL_LR_FRACTION = 0.05
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
+WEIGHT_AVERAGE_DECAY = 0.98  # the final weights: an exponential moving average over steps (horizon ~50 steps)
+NORM_RECALIBRATION_BATCHES = 50  # training-like batches that re-estimate batch-norm statistics at the end
+RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
 
 
 @dataclass
@@ -150,6 +154,8 @@ class _Run:
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
+        self.averaged = [parameter.detach().clone() for parameter in self.network.parameters()]
+        self.updates = 0  # optimiser steps taken (and averaged) on this network
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
@@ -230,7 +236,23 @@ class _Run:
             self.scaler.update()
             if self.scaler.get_scale() < 1:  # overflow even unscaled: float16 cannot hold these gradients
                 self._fall_back_to_float32()
+        self._update_average()
         return loss
+
+    def _update_average(self) -> None:
+        """Fold the current weights into their moving average (early steps count more, so the
+        average does not cling to the initial weights)."""
+        self.updates += 1
+        weight = max(1 - WEIGHT_AVERAGE_DECAY, 1 / self.updates)
+        with torch.no_grad():
+            for average, parameter in zip(self.averaged, self.network.parameters()):
+                average.lerp_(parameter, weight)
+
+    def use_averaged_weights(self) -> None:
+        """Put the moving average of the weights into the network."""
+        with torch.no_grad():
+            for parameter, average in zip(self.network.parameters(), self.averaged):
+                parameter.copy_(average)
 
     def _backward(self, images: torch.Tensor, targets: torch.Tensor) -> float | None:
         """The gradients of one batch; returns its loss, or None (and no gradients) when the loss or
@@ -266,6 +288,16 @@ class _Run:
             stacklevel=4,
         )
         self.precision, self.scaler = torch.float32, None
+
+    def recalibrate_norm_statistics(self, batches: int) -> None:
+        """Re-estimate the batch-norm running statistics for the final weights ("precise BN").
+
+        During training they are a moving average over weights that kept changing; prediction (in
+        eval mode) is better served by their plain average over ``batches`` fresh training-like
+        batches (sampled and augmented as in training) through the final network, without gradients.
+        """
+        with autocast(self.device, self.precision):
+            update_bn((self._batch()[0] for _ in range(batches)), self.network)
 
     def _restore(self, buffers: list[torch.Tensor]) -> None:
         for buffer, saved in zip(self.network.buffers(), buffers):
@@ -320,19 +352,27 @@ def train_steps(
     ``image`` is the raw ``(C, *spatial)`` image, ``annotations`` the strokes (0 = unpainted,
     1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
+
+    When it stops (not when closed), the network keeps the moving average of its weights over the
+    last ~50 steps, with batch-norm statistics re-estimated for them: steadier than the last step's
+    weights, which depend on the last few batches. A time budget includes that final pass.
     """
     run = _Run(model, image, annotations, settings)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
+    stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
         while not run.stop_requested:
             elapsed = time.perf_counter() - start
             steps_done = settings.steps is not None and step >= settings.steps
-            time_done = settings.time_budget is not None and elapsed >= settings.time_budget
+            reserved = RECALIBRATION_COST * NORM_RECALIBRATION_BATCHES * stepping / step if step else 0.0
+            time_done = settings.time_budget is not None and elapsed + reserved >= settings.time_budget
             if steps_done or time_done:
                 break
             learning_rate = _learning_rate(settings, step, elapsed)
+            stepped_at = time.perf_counter()
             loss = run.step(learning_rate)
+            stepping += time.perf_counter() - stepped_at
             step += 1
             elapsed = time.perf_counter() - start
             rate = step / max(elapsed, 1e-9)
@@ -344,6 +384,9 @@ def train_steps(
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
+        if run.updates:  # the weights changed: use their average, with statistics to match
+            run.use_averaged_weights()
+            run.recalibrate_norm_statistics(NORM_RECALIBRATION_BATCHES)
     finally:
         run.close()
     run.network.eval()
