@@ -34,8 +34,7 @@ from .validation import check_annotations
 WARMUP_STEPS = 20
 FINAL_LR_FRACTION = 0.05
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
-WEIGHT_AVERAGE_DECAY = 0.98  # the final weights: an exponential moving average over steps (horizon ~50 steps)
-NORM_RECALIBRATION_BATCHES = 50  # training-like batches that re-estimate batch-norm statistics at the end
+NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
 
 
@@ -146,6 +145,7 @@ class _Run:
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.bad_steps = 0  # non-finite losses in a row
+        self.updates = 0  # optimiser steps taken
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -154,8 +154,6 @@ class _Run:
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
-        self.averaged = [parameter.detach().clone() for parameter in self.network.parameters()]
-        self.updates = 0  # optimiser steps taken (and averaged) on this network
         self.optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
@@ -236,23 +234,8 @@ class _Run:
             self.scaler.update()
             if self.scaler.get_scale() < 1:  # overflow even unscaled: float16 cannot hold these gradients
                 self._fall_back_to_float32()
-        self._update_average()
-        return loss
-
-    def _update_average(self) -> None:
-        """Fold the current weights into their moving average (early steps count more, so the
-        average does not cling to the initial weights)."""
         self.updates += 1
-        weight = max(1 - WEIGHT_AVERAGE_DECAY, 1 / self.updates)
-        with torch.no_grad():
-            for average, parameter in zip(self.averaged, self.network.parameters()):
-                average.lerp_(parameter, weight)
-
-    def use_averaged_weights(self) -> None:
-        """Put the moving average of the weights into the network."""
-        with torch.no_grad():
-            for parameter, average in zip(self.network.parameters(), self.averaged):
-                parameter.copy_(average)
+        return loss
 
     def _backward(self, images: torch.Tensor, targets: torch.Tensor) -> float | None:
         """The gradients of one batch; returns its loss, or None (and no gradients) when the loss or
@@ -353,9 +336,8 @@ def train_steps(
     1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
 
-    When it stops (not when closed), the network keeps the moving average of its weights over the
-    last ~50 steps, with batch-norm statistics re-estimated for them: steadier than the last step's
-    weights, which depend on the last few batches. A time budget includes that final pass.
+    When it stops (not when closed), the batch-norm statistics are re-estimated for the final
+    weights (see :meth:`_Run.recalibrate_norm_statistics`); a time budget includes that pass.
     """
     run = _Run(model, image, annotations, settings)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -384,8 +366,7 @@ def train_steps(
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
-        if run.updates:  # the weights changed: use their average, with statistics to match
-            run.use_averaged_weights()
+        if run.updates:  # the weights changed: statistics to match them
             run.recalibrate_norm_statistics(NORM_RECALIBRATION_BATCHES)
     finally:
         run.close()

@@ -167,21 +167,6 @@ def test_batch_norm_statistics_are_re_estimated_for_the_final_weights(nuclei_2d,
     assert labels.shape == nuclei_2d.image.shape and set(np.unique(labels)) <= {1, 2}
 
 
-def test_the_final_weights_average_the_steps(nuclei_2d):
-    """Within its horizon (~50 steps), the moving average weighs every step's weights equally."""
-    import torch
-
-    model, loop = _loop(nuclei_2d, steps=3)
-    after_each_step = []
-    with pytest.raises(StopIteration):
-        while True:
-            next(loop)
-            after_each_step.append([p.detach().clone() for p in model.network.parameters()])
-    assert len(after_each_step) == 3
-    for parameter, *steps in zip(model.network.parameters(), *after_each_step):
-        torch.testing.assert_close(parameter.detach(), torch.stack(steps).mean(0))
-
-
 def test_prefetching_batches_in_a_thread_gives_the_same_model(nuclei_2d):
     """The GPU default (next batch made in a background thread) draws the same batches in the same order."""
     import threading
