@@ -91,6 +91,10 @@ class UNetTrainerWidget(FileActions, QWidget):
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
         self.model_combo = ComboBox(choices=list(MODEL_CHOICES), value=next(iter(MODEL_CHOICES)))
+        self.model_combo.tooltip = (
+            "On a CPU, a 3D network needs a minute or more of training on a volume;\n"
+            "for a quick first mask there, 2D (plane by plane) scores higher (docs/benchmarks.md)."
+        )
         from .core.model_sources import PRETRAINED
 
         self.pretrained_combo = ComboBox(choices=[NO_PRETRAINED, *PRETRAINED], value=NO_PRETRAINED)
