@@ -43,6 +43,9 @@ def model_card(config: ModelConfig) -> str:
 
 
 def _device(run: dict) -> str:
-    """``cuda:0 (bf16)``: the device, and the network's precision when it was not float32."""
+    """``cuda:0 (bf16)``: the device, and the network's precision when it was not float32
+    (``cpu (fp16 → fp32)`` when a run fell back to float32 part-way)."""
     precision = run.get("precision", "fp32")
+    if "started_in" in run:
+        precision = f"{run['started_in']} → {precision}"
     return run.get("device", "") + (f" ({precision})" if precision != "fp32" else "")

@@ -126,6 +126,7 @@ class _Run:
         self.model, self.settings = model, settings
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
+        self.starting_precision = self.precision  # differs from the final one after a fall-back to float32
         use_fixed_shape_tuning(self.device)
         rng = np.random.default_rng(settings.seed)
         self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
@@ -380,6 +381,11 @@ def train_steps(
             "final_loss": loss,
             "device": str(run.device),
             "precision": precision_name(run.precision),
+            **(
+                {"started_in": precision_name(run.starting_precision)}
+                if run.starting_precision != run.precision
+                else {}
+            ),
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},

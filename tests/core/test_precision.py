@@ -138,4 +138,8 @@ def test_float16_gradients_that_overflow_even_unscaled_move_training_to_float32(
     settings = TrainConfig(steps=20, device="cpu", seed=0, precision="fp16", patch_size=[32, 32], batch_size=2)
     with pytest.warns(RuntimeWarning, match="training overflowed fp16: it goes on in float32"):
         list(train_steps(model, nuclei_2d.image[None], annotations, settings))
-    assert model.config.history[-1]["precision"] == "fp32"
+    run = model.config.history[-1]
+    assert (run["precision"], run["started_in"]) == ("fp32", "fp16")  # the record says it fell back
+    from napari_unet.core.model_card import model_card
+
+    assert "cpu (fp16 → fp32)" in model_card(model.config)
