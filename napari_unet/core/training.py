@@ -147,6 +147,8 @@ class _Run:
         self.preview_wanted = self.stop_requested = False
         self.bad_steps = 0  # non-finite losses in a row
         self.updates = 0  # optimiser steps taken
+        batch_norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.network.modules())
+        self.recalibration_batches = NORM_RECALIBRATION_BATCHES if batch_norms else 0
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -273,15 +275,17 @@ class _Run:
         )
         self.precision, self.scaler = torch.float32, None
 
-    def recalibrate_norm_statistics(self, batches: int) -> None:
+    def recalibrate_norm_statistics(self) -> None:
         """Re-estimate the batch-norm running statistics for the final weights ("precise BN").
 
         During training they are a moving average over weights that kept changing; prediction (in
-        eval mode) is better served by their plain average over ``batches`` fresh training-like
-        batches (sampled and augmented as in training) through the final network, without gradients.
+        eval mode) is better served by their plain average over ``recalibration_batches`` fresh
+        training-like batches (sampled and augmented as in training) through the final network,
+        without gradients. A network without batch norm has none to re-estimate.
         """
-        with autocast(self.device, self.precision):
-            update_bn((self._batch()[0] for _ in range(batches)), self.network)
+        if self.recalibration_batches:
+            with autocast(self.device, self.precision):
+                update_bn((self._batch()[0] for _ in range(self.recalibration_batches)), self.network)
 
     def _restore(self, buffers: list[torch.Tensor]) -> None:
         for buffer, saved in zip(self.network.buffers(), buffers):
@@ -348,7 +352,7 @@ def train_steps(
         while not run.stop_requested:
             elapsed = time.perf_counter() - start
             steps_done = settings.steps is not None and step >= settings.steps
-            reserved = RECALIBRATION_COST * NORM_RECALIBRATION_BATCHES * stepping / step if step else 0.0
+            reserved = RECALIBRATION_COST * run.recalibration_batches * stepping / step if step else 0.0
             time_done = settings.time_budget is not None and elapsed + reserved >= settings.time_budget
             if steps_done or time_done:
                 break
@@ -368,7 +372,7 @@ def train_steps(
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
         if run.updates:  # the weights changed: statistics to match them
-            run.recalibrate_norm_statistics(NORM_RECALIBRATION_BATCHES)
+            run.recalibrate_norm_statistics()
     finally:
         run.close()
     run.network.eval()
