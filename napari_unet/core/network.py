@@ -66,8 +66,25 @@ def pool_strides_for_spacing(spacing: Sequence[float], depth: int) -> list[list[
     return strides
 
 
+class Bf16SafeConv3d(nn.Conv3d):
+    """``nn.Conv3d`` that computes in float32 when CPU bfloat16 autocast meets an input of depth 2.
+
+    oneDNN's bfloat16 backward-weights kernel for AVX-512 (``jit_bf16:avx512_core_bf16`` in
+    torch 2.13, oneDNN 3.12) returns garbage weight gradients (up to 1e36, or inf) for a 3×3×3
+    convolution whose input has depth 2, as at the bottom of a 16-deep patch after three poolings;
+    other depths, input gradients and 2D convolutions are right. Layers this shallow are cheap, so
+    running them in float32 costs little. Same parameters as ``nn.Conv3d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[2] == 2 and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 def _conv(dim: int) -> type[nn.Module]:
-    return nn.Conv2d if dim == 2 else nn.Conv3d
+    return nn.Conv2d if dim == 2 else Bf16SafeConv3d
 
 
 def _norm(kind: str, dim: int, channels: int) -> nn.Module:

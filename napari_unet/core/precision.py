@@ -1,8 +1,10 @@
 """Mixed precision: which float type the network computes in on a device, and the way back to float32.
 
 ``auto`` is bfloat16 on CUDA GPUs that have it, float16 on older ones (with a gradient scaler in
-training), and float32 on CPUs and Apple GPUs. Weights, optimiser state, losses and blending stay
-float32 in every case; only the network's forward pass runs under :func:`torch.autocast`.
+training), bfloat16 on CPUs with native bfloat16 arithmetic (AVX512-BF16 or AMX: 1.3-1.4x faster
+training steps and 2x faster prediction than float32, see docs/benchmarks.md), and float32 on other
+CPUs and on Apple GPUs. Weights, optimiser state, losses and blending stay float32 in every case;
+only the network's forward pass runs under :func:`torch.autocast`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,19 @@ def resolve_precision(name: str, device: torch.device | str) -> torch.dtype:
     check_precision(name)
     if name != "auto":
         return PRECISIONS[name]
-    if torch.device(device).type != "cuda":
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+    if kind == "cpu" and cpu_has_native_bfloat16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX); elsewhere torch emulates
+    it, slower than float32. Asks torch's CPU feature probes (private: False if they are gone)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
 
 
 def precision_name(dtype: torch.dtype) -> str:
