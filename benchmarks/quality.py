@@ -27,6 +27,7 @@ from baselines import random_forest_segmentation
 from napari_unet.core.api import predict, train
 from napari_unet.core.metrics import connected_instances, foreground_iou, instance_f1
 from napari_unet.core.postprocess import instances_from_labels
+from napari_unet.core.precision import CHOICES
 from napari_unet.core.synthetic import synthetic_nuclei
 
 CASES = {
@@ -89,8 +90,11 @@ def main() -> None:
     parser.add_argument("--stroke-fraction", type=float, default=0.002)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--region-weight", type=float, help="weight of the region term (default: the trainer's)")
+    parser.add_argument("--precision", choices=CHOICES, help="the network's float type in training (default: auto)")
     args = parser.parse_args()
     settings = {} if args.region_weight is None else {"region_weight": args.region_weight}
+    if args.precision is not None:
+        settings["precision"] = args.precision
     case = {"time_budget": args.time_budget, "device": args.device, "stroke_fraction": args.stroke_fraction, **settings}
     results = [run_case(2, s, **case) for s in args.seeds]
     results += [run_case(3, s, **case) for s in args.seeds_3d]
