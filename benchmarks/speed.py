@@ -3,9 +3,9 @@ input and device; MONAI at its best ``sw_batch_size``, overlap 0.25, gaussian), 
 against a plain PyTorch loop of the same network (overhead, achieved FLOP rate, memory layouts).
 
 Runs on CPU, or CUDA with ``--device cuda``; needs ``pip install monai``. ``--precision`` (default
-auto: bf16 on CUDA and on CPUs with native bfloat16, else fp32) applies to every side alike. Model FLOPs utilisation is the achieved
-FLOP rate over the device's dense peak for that precision (known GPUs, or ``--peak-tflops``). Prints one
-JSON object::
+auto: bf16 on CUDA and on CPUs with native bfloat16, else fp32) applies to every side alike. Model FLOPs
+utilisation is the achieved FLOP rate over the device's dense peak for that precision (known GPUs, or
+``--peak-tflops``). Prints one JSON object::
 
     python benchmarks/speed.py                # CPU
     python benchmarks/speed.py --device cuda  # a GPU machine
