@@ -44,7 +44,7 @@ class TrainConfig:
     elastic_probability: float = 0.25
     smoothness_weight: float = 3.0
     smoothness_sigma: float = 0.05
-    region_weight: float = 1.0  # the region term's weight when strokes differ clearly in brightness
+    region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness
     seed: int | None = None
     device: str = "auto"
     precision: str = "auto"  # network arithmetic: auto (bf16/fp16 on CUDA, else fp32), fp32, bf16, fp16

@@ -3,6 +3,8 @@ them, not even gradient), and two image-driven terms over all voxels (smoothness
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -93,21 +95,45 @@ def edge_aware_smoothness(
     return total / max(pairs, 1)
 
 
-def region_fit(probabilities: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Piecewise-constant fit of each patch by the predicted classes (Mumford-Shah / Chan-Vese).
+def region_fit(
+    probabilities: torch.Tensor,
+    images: torch.Tensor,
+    block: Sequence[int] | None = None,
+    global_share: float = 0.05,
+) -> torch.Tensor:
+    """Piecewise-constant fit of each patch by the predicted classes (Chan-Vese), with local class means.
 
-    ``sum_k p_k(x) (x - c_k)² / var`` averaged over voxels and channels, with ``c_k`` the
-    ``p_k``-weighted mean brightness of class ``k`` in the patch and ``var`` the patch's variance.
-    Low when each class keeps close to one brightness per patch: boundaries move to where the
+    ``sum_k p_k(x) (x - c_k(x))² / var`` averaged over voxels and channels; ``var`` is the patch's
+    variance. Low when each class keeps close to its brightness nearby: boundaries move to where the
     brightness changes (half-way up a blurred edge) and dim gaps between bright objects open, also
-    where no stroke reaches (Kim & Ye, IEEE TIP 2019). ``probabilities`` ``(B, K, *spatial)``,
-    ``images`` ``(B, C, *spatial)``.
+    where no stroke reaches (Kim & Ye, IEEE TIP 2019). ``c_k(x)`` is the ``p_k``-weighted mean of
+    class ``k`` over ``block``-sized boxes (interpolated between box centres), so a dim object keeps
+    its own foreground brightness next to bright ones, and uneven illumination is followed (the
+    region-scalable fit of Li et al., IEEE TIP 2008). Where a class is rare in a box, its mean over
+    the whole patch fills in, weighted as a ``global_share`` of the box's voxels. ``block`` None:
+    one mean per patch. ``probabilities`` ``(B, K, *spatial)``, ``images`` ``(B, C, *spatial)``.
     """
-    spatial = tuple(range(3, images.ndim + 1))
     p, x = probabilities.unsqueeze(2), images.unsqueeze(1)  # (B, K, 1, *S), (B, 1, C, *S)
-    means = (p * x).sum(spatial, keepdim=True) / p.sum(spatial, keepdim=True).clamp(min=1e-6)
+    axes = tuple(range(3, x.ndim))
+    means = (p * x).sum(axes, keepdim=True) / p.sum(axes, keepdim=True).clamp(min=1e-6)
+    if block is not None:
+        weighted = _box_means(p * x, block)  # (B, K, C, *S): local mean of p_k x
+        share = _box_means(p, block)  # (B, K, 1, *S): local mean of p_k
+        means = (weighted + global_share * means) / (share + global_share)
     variance = images.var(dim=tuple(range(2, images.ndim)), keepdim=True).unsqueeze(1) + 1e-6
     return (p * (x - means) ** 2 / variance).sum(1).mean()
+
+
+def _box_means(values: torch.Tensor, block: Sequence[int]) -> torch.Tensor:
+    """Means of ``values`` ``(B, K, C, *spatial)`` over boxes of ``block`` voxels, interpolated
+    (linearly between box centres) back to every voxel."""
+    spatial = values.shape[3:]
+    flat = values.reshape(values.shape[0], -1, *spatial)
+    box = [max(1, min(b, s)) for b, s in zip(block, spatial)]
+    pool = F.avg_pool2d if len(spatial) == 2 else F.avg_pool3d
+    coarse = pool(flat, box, box, ceil_mode=True)
+    mode = "bilinear" if len(spatial) == 2 else "trilinear"
+    return F.interpolate(coarse, size=spatial, mode=mode, align_corners=False).reshape(values.shape)
 
 
 def sparse_loss(
@@ -117,10 +143,11 @@ def sparse_loss(
     smoothness_weight: float = 0.0,
     smoothness_sigma: float = 0.1,
     region_weight: float = 0.0,
+    region_block: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """The training objective: masked cross-entropy + masked soft Dice on painted voxels, plus, when
     ``images`` are given, ``smoothness_weight`` × :func:`edge_aware_smoothness` and
-    ``region_weight`` × :func:`region_fit` over all voxels."""
+    ``region_weight`` × :func:`region_fit` (class means over ``region_block`` boxes) over all voxels."""
     one_hot = _painted_one_hot(annotations, logits.shape[1])
     probabilities = torch.softmax(logits.float(), dim=1)
     loss = masked_cross_entropy(logits, annotations, one_hot) + masked_soft_dice(
@@ -129,5 +156,5 @@ def sparse_loss(
     if images is not None and smoothness_weight > 0:
         loss = loss + smoothness_weight * edge_aware_smoothness(logits, images, smoothness_sigma, probabilities)
     if images is not None and region_weight > 0:
-        loss = loss + region_weight * region_fit(probabilities, images)
+        loss = loss + region_weight * region_fit(probabilities, images, region_block)
     return loss

@@ -36,6 +36,7 @@ FINAL_LR_FRACTION = 0.05
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
+REGION_BLOCK = 8  # voxels along the finest axis of the boxes the region term takes class means over
 
 
 @dataclass
@@ -92,6 +93,15 @@ def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
     return tuple(min(p, s) for p, s in zip(patch, spatial))
 
 
+def region_block(model: Model) -> tuple[int, ...]:
+    """The boxes over which the region term (:func:`.losses.region_fit`) takes its class means:
+    ``REGION_BLOCK`` voxels along the finest axis, fewer along coarser ones (same physical size)."""
+    if model.dim == 2:
+        return (REGION_BLOCK, REGION_BLOCK)
+    spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
+    return tuple(int(max(1, round(REGION_BLOCK * spacing.min() / s))) for s in spacing)
+
+
 def default_batch_size(model: Model) -> int:
     """8 patches in 2D, 4 in 3D: with sparse strokes, more (smaller) steps beat bigger batches in 3D."""
     return 8 if model.dim == 2 else 4
@@ -137,6 +147,7 @@ class _Run:
         self.extra_axes = len(self.spatial) - model.dim
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
+        self.region_block = region_block(model)
         self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
         self._weigh_region_term()
         self._new_optimizer()
@@ -263,7 +274,13 @@ class _Run:
             logits = self.network(images)
         settings = self.settings
         return sparse_loss(
-            logits.float(), targets, images, settings.smoothness_weight, settings.smoothness_sigma, self.region_weight
+            logits.float(),
+            targets,
+            images,
+            settings.smoothness_weight,
+            settings.smoothness_sigma,
+            self.region_weight,
+            self.region_block,
         )
 
     def _fall_back_to_float32(self) -> None:
@@ -395,6 +412,7 @@ def train_steps(
             "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
             "brightness_separation": round(run.separation, 4),
             "region_weight": round(run.region_weight, 4),
+            "region_block": list(run.region_block),
             "settings": {
                 "steps": settings.steps,
                 "time_budget": settings.time_budget,

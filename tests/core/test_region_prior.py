@@ -58,6 +58,32 @@ def test_region_fit_is_lowest_when_classes_follow_the_brightness_edge():
     assert fit(8) < fit(10)
 
 
+def _two_nuclei(dim_level: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A bright and a dim disk on a dark 32² background: the image and each disk's mask."""
+    y, x = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    bright = (((y - 8) ** 2 + (x - 8) ** 2) <= 16).float()
+    dim = (((y - 24) ** 2 + (x - 24) ** 2) <= 16).float()
+    return (bright + dim_level * dim)[None, None], bright, dim
+
+
+@pytest.mark.parametrize("dim_level", [0.2, 0.3, 0.4])
+def test_local_class_means_keep_a_dim_object_that_one_mean_per_patch_drops(dim_level):
+    image, bright, dim = _two_nuclei(dim_level)
+
+    def fit(foreground: torch.Tensor, block) -> float:
+        foreground = foreground[None, None]
+        return float(region_fit(torch.cat([1 - foreground, foreground], 1), image, block))
+
+    assert fit(bright, None) < fit(bright + dim, None)  # one foreground brightness: the dim disk is "background"
+    assert fit(bright + dim, (8, 8)) < fit(bright, (8, 8))  # its own neighbourhood: it is an object
+
+
+def test_region_fit_over_one_box_the_size_of_the_patch_is_the_patch_wide_fit():
+    image, _, _ = _two_nuclei(0.3)
+    probabilities = torch.softmax(torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(0)), 1)
+    assert float(region_fit(probabilities, image, (32, 32))) == pytest.approx(float(region_fit(probabilities, image)))
+
+
 def test_region_fit_gradient_reaches_unpainted_voxels():
     torch.manual_seed(0)
     logits = torch.randn(1, 2, 8, 8, requires_grad=True)
