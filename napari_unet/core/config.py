@@ -47,7 +47,7 @@ class TrainConfig:
     region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness
     seed: int | None = None
     device: str = "auto"
-    precision: str = "auto"  # network arithmetic: auto (bf16/fp16 on CUDA, else fp32), fp32, bf16, fp16
+    precision: str = "auto"  # auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), fp32, bf16, fp16
     image_name: str | None = None  # recorded in the model card (a file name or a layer name)
     prefetch: bool | None = None  # make the next batch in a background thread; None: on GPUs only
 
