@@ -114,10 +114,11 @@ def region_fit(
     one mean per patch. ``probabilities`` ``(B, K, *spatial)``, ``images`` ``(B, C, *spatial)``.
     """
     p, x = probabilities.unsqueeze(2), images.unsqueeze(1)  # (B, K, 1, *S), (B, 1, C, *S)
+    px = p * x  # (B, K, C, *S)
     axes = tuple(range(3, x.ndim))
-    means = (p * x).sum(axes, keepdim=True) / p.sum(axes, keepdim=True).clamp(min=1e-6)
+    means = px.sum(axes, keepdim=True) / p.sum(axes, keepdim=True).clamp(min=1e-6)
     if block is not None:
-        weighted = _box_means(p * x, block)  # (B, K, C, *S): local mean of p_k x
+        weighted = _box_means(px, block)  # local mean of p_k x
         share = _box_means(p, block)  # (B, K, 1, *S): local mean of p_k
         means = (weighted + global_share * means) / (share + global_share)
     variance = images.var(dim=tuple(range(2, images.ndim)), keepdim=True).unsqueeze(1) + 1e-6

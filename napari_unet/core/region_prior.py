@@ -1,8 +1,9 @@
 """When the painted classes differ in brightness, say so to the loss: how much the region term counts.
 
-The region term (:func:`.losses.region_fit`) asks each predicted class to keep one brightness
-in each neighbourhood. That is true of fluorescent nuclei against their background, and it places boundaries on the
-image's edges where strokes do not reach; it is false where classes differ by texture or shape alone.
+The region term (:func:`.losses.region_fit`) asks each predicted class to keep one brightness in
+each neighbourhood. That is true of fluorescent nuclei against their background, and it places
+boundaries on the image's edges where strokes do not reach; it is false where classes differ by
+texture or shape alone.
 The strokes tell which case this is: if a brightness threshold separates every pair of painted
 classes well (in some channel), the term gets its full weight; if not, none.
 """

@@ -82,14 +82,17 @@ class StopTraining:
 Message = NewAnnotations | PreviewRequest | StopTraining
 
 
+def _voxels_for_length(model: Model, finest_voxels: int, minimum: int) -> list[int]:
+    """Per axis of a 3D model, the voxels spanning the physical length of ``finest_voxels`` along
+    its finest axis (fewer along coarse axes), at least ``minimum``."""
+    spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
+    return [int(max(minimum, round(finest_voxels * spacing.min() / s))) for s in spacing]
+
+
 def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
     """Small patches, many of them: 64² in 2D; in 3D 32 units of the finest axis, fewer voxels along
     coarse axes. With sparse strokes, more patches per step beat more context per patch."""
-    if model.dim == 2:
-        patch = [1] * (len(spatial) - 2) + [64, 64]
-    else:
-        spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
-        patch = [int(max(8, round(32 * spacing.min() / s))) for s in spacing]
+    patch = [1] * (len(spatial) - 2) + [64, 64] if model.dim == 2 else _voxels_for_length(model, 32, minimum=8)
     return tuple(min(p, s) for p, s in zip(patch, spatial))
 
 
@@ -98,8 +101,7 @@ def region_block(model: Model) -> tuple[int, ...]:
     ``REGION_BLOCK`` voxels along the finest axis, fewer along coarser ones (same physical size)."""
     if model.dim == 2:
         return (REGION_BLOCK, REGION_BLOCK)
-    spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
-    return tuple(int(max(1, round(REGION_BLOCK * spacing.min() / s))) for s in spacing)
+    return tuple(_voxels_for_length(model, REGION_BLOCK, minimum=1))
 
 
 def default_batch_size(model: Model) -> int:
