@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
     train.add_argument("--spacing", type=float, nargs="+", help="voxel size per spatial axis, e.g. 2 1 1 for ZYX")
     train.add_argument("--batch-size", type=int, help="patches per step (default 8 in 2D, 4 in 3D)")
+    train.add_argument(
+        "--intensity-augmentation",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of patches given random contrast, brightness and noise (default 0: the fastest fit to this "
+        "image; 0.5-1 for a model meant for other images)",
+    )
 
     predict = commands.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument(
@@ -174,6 +182,8 @@ def _train(args: argparse.Namespace) -> None:
         raise UserInputError(f"folder {model_path.parent} is not writable: choose another --model path")
     if args.batch_size is not None and args.batch_size < 1:
         raise UserInputError("--batch-size must be at least 1")
+    if not 0 <= args.intensity_augmentation <= 1:
+        raise UserInputError("--intensity-augmentation must be between 0 and 1")
     if args.steps is not None and args.steps < 1:
         raise UserInputError("--steps must be at least 1")
     if args.time_budget is not None and args.time_budget <= 0:
@@ -194,6 +204,7 @@ def _train(args: argparse.Namespace) -> None:
         precision=args.precision,
         seed=args.seed,
         batch_size=args.batch_size,
+        intensity_probability=args.intensity_augmentation,
         image_name=Path(args.image).name,
     )
     model.save(model_path)

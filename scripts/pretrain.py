@@ -81,6 +81,7 @@ def main() -> None:
             init=model,
             time_budget=args.seconds,
             seed=args.seed + round_index,
+            intensity_probability=1.0,  # generalists must not depend on one image's contrast and noise
             image_name=f"synthetic nuclei mosaic, round {round_index + 1} (scripts/pretrain.py)",
         )
         print(f"round {round_index + 1}/{args.rounds}: loss {model.config.history[-1]['final_loss']:.3f}", flush=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_unet import load_model
 from napari_unet.cli import main
 from napari_unet.core.io import read_image
 
@@ -219,10 +220,16 @@ def test_demo_runs_headless_and_reports_metrics(tmp_path, capsys):
     assert {p.name for p in (tmp_path / "demo").iterdir()} == {"model", "image.tif", "strokes.tif", "prediction.tif"}
 
 
-def test_bad_batch_size_exits_2(files, capsys):
-    code = _train(files, "--model", files / "m", "--batch-size", 0)
-    assert code == 2 and "--batch-size" in capsys.readouterr().err
+@pytest.mark.parametrize("option, value", [("--batch-size", 0), ("--intensity-augmentation", 1.5)])
+def test_bad_training_settings_exit_2(files, capsys, option, value):
+    code = _train(files, "--model", files / "m", option, value)
+    assert code == 2 and option in capsys.readouterr().err
     assert not (files / "m").exists()
+
+
+def test_intensity_augmentation_is_recorded_in_the_model(files):
+    assert _train(files, "--model", files / "m", "--steps", 2, "--intensity-augmentation", 0.5, "--device", "cpu") == 0
+    assert load_model(files / "m").config.history[-1]["settings"]["intensity_probability"] == 0.5
 
 
 def test_predict_instances_writes_object_ids(files, nuclei_2d):

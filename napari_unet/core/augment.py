@@ -21,15 +21,22 @@ def _flip_and_rotate(images: torch.Tensor, targets: torch.Tensor, generator: tor
     return torch.stack(out_images), torch.stack(out_targets)
 
 
-def _intensity(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Per sample and channel contrast × U(0.65, 1.5), shift U(-0.15, 0.15), Gaussian noise σ ≤ 0.06."""
+def _intensity(images: torch.Tensor, generator: torch.Generator, probability: float) -> torch.Tensor:
+    """For each sample with ``probability``: per channel contrast × U(0.65, 1.5), shift U(-0.15, 0.15)
+    and Gaussian noise σ ≤ 0.06; the other samples are left as they are."""
     shape = (images.shape[0], images.shape[1]) + (1,) * (images.ndim - 2)
 
     def uniform(low: float, high: float, size: tuple) -> torch.Tensor:
         return (low + (high - low) * torch.rand(size, generator=generator)).to(images.device)
 
+    chosen = (torch.rand((images.shape[0],) + (1,) * (images.ndim - 1), generator=generator) < probability).to(
+        images.device
+    )
+    contrast = torch.where(chosen, uniform(0.65, 1.5, shape), 1.0)
+    shift = torch.where(chosen, uniform(-0.15, 0.15, shape), 0.0)
+    noise_sigma = torch.where(chosen, uniform(0, 0.06, shape), 0.0)
     noise = torch.randn(images.shape, generator=generator).to(images.device)
-    return images * uniform(0.65, 1.5, shape) + uniform(-0.15, 0.15, shape) + noise * uniform(0, 0.06, shape)
+    return images * contrast + shift + noise * noise_sigma
 
 
 def _elastic(
@@ -50,13 +57,21 @@ def _elastic(
 
 
 def augment(
-    images: torch.Tensor, targets: torch.Tensor, generator: torch.Generator, elastic_probability: float = 0.25
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    generator: torch.Generator,
+    elastic_probability: float = 0.25,
+    intensity_probability: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment ``images`` ``(B, C, *spatial)`` and ``targets`` ``(B, *spatial)`` consistently.
 
-    ``generator`` is a CPU generator so runs are reproducible on any device.
+    Always flips and rot90; an elastic deformation of the batch with ``elastic_probability``; intensity
+    changes of each sample with ``intensity_probability``. ``generator`` is a CPU generator so runs are
+    reproducible on any device.
     """
     images, targets = _flip_and_rotate(images, targets, generator)
     if torch.rand((), generator=generator) < elastic_probability:
         images, targets = _elastic(images, targets, generator)
-    return _intensity(images, generator), targets
+    if intensity_probability > 0:
+        images = _intensity(images, generator, intensity_probability)
+    return images, targets

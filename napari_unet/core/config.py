@@ -42,6 +42,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     augment: bool = True
     elastic_probability: float = 0.25
+    intensity_probability: float = 0.0
     smoothness_weight: float = 3.0
     smoothness_sigma: float = 0.05
     region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness

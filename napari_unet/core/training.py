@@ -184,7 +184,13 @@ class _Run:
             images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
             targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + self.extra_axes :])
         if self.settings.augment:
-            images_t, targets_t = augment(images_t, targets_t, self.generator, self.settings.elastic_probability)
+            images_t, targets_t = augment(
+                images_t,
+                targets_t,
+                self.generator,
+                self.settings.elastic_probability,
+                self.settings.intensity_probability,
+            )
         if self.device.type == "cuda":
             images_t, targets_t = images_t.pin_memory(), targets_t.pin_memory()
         return images_t, targets_t
@@ -419,6 +425,7 @@ def train_steps(
                 "steps": settings.steps,
                 "time_budget": settings.time_budget,
                 "learning_rate": settings.learning_rate,
+                "intensity_probability": settings.intensity_probability,
                 "seed": settings.seed,
             },
             "versions": software_versions(),
