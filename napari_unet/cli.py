@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         metavar="SHARE",
         help="share of patches given random contrast, brightness and noise (default 0: the fastest fit to this "
-        "image; 0.5-1 for a model meant for other images)",
+        "image; e.g. 1 for a model meant for images that look different)",
     )
 
     predict = commands.add_parser("predict", help="segment an image with a trained model")

@@ -129,12 +129,18 @@ def test_writing_into_the_images_labels_group_lists_it_once(tmp_path, model_2d, 
 def test_3d_anisotropic_with_channels(tmp_path, model_3d, nuclei_3d):
     volume = np.stack([nuclei_3d.image] * 1)  # CZYX with one channel
     source = write_ome_image(tmp_path / "vol.zarr", volume, "czyx", [1.0, 2.0, 1.0, 1.0], chunks=(1, 4, 16, 16))
-    predict_to_zarr(model_3d, source, tmp_path / "out.zarr", tile_size=32, block_size=24, device="cpu")
-    whole = predict(model_3d, nuclei_3d.image, tile_size=32, device="cpu").labels
-    written = read_image(tmp_path / "out.zarr")
+    out = tmp_path / "out.zarr"
+    predict_to_zarr(model_3d, source, out, tile_size=32, block_size=24, device="cpu", probabilities=True)
+    whole = predict(model_3d, nuclei_3d.image, tile_size=32, device="cpu", probabilities=True)
+    written = read_image(out)
     assert written.data.shape == nuclei_3d.image.shape
     assert written.spacing == (2.0, 1.0, 1.0)
-    assert np.mean(written.data == whole) > 0.99
+    # blocks put tile borders elsewhere than the whole volume does: small differences, and only a
+    # 10-step model's near-ties may change class
+    assert np.abs(read_image(tmp_path / "out_probabilities.zarr").data - whole.probabilities).mean() < 0.01
+    changed = written.data != whole.labels
+    assert changed.mean() < 0.02
+    assert np.all(np.abs(whole.probabilities[1] - whole.probabilities[0])[changed] < 0.2)
 
 
 class CountingArray:
