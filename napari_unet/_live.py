@@ -39,6 +39,7 @@ class LiveSession:
         *,
         dim: int | None,
         init: Model | None,
+        intensity_probability: float = 0.0,
         on_report: Callable[[Report], None],
         on_message: Callable[[str], None],
         on_finished: Callable[[Model | None], None],
@@ -57,7 +58,15 @@ class LiveSession:
         self.num_classes = max(2, int(strokes_snapshot.max()))
         self.model_dim = dim or (init.dim if init is not None else min(len(self.shape), 3))
         spacing = self.transform["scale"] if self.model_dim == 3 else None
-        self.job = TrainingJob(pixels, strokes_snapshot, dim=dim, spacing=spacing, init=init, image_name=image.name)
+        self.job = TrainingJob(
+            pixels,
+            strokes_snapshot,
+            dim=dim,
+            spacing=spacing,
+            init=init,
+            image_name=image.name,
+            intensity_probability=intensity_probability,
+        )
         self.started = time.perf_counter()
         self.last_preview = self.started - PREVIEW_INTERVAL_S + FIRST_PREVIEW_S
         self.preview_pending = False

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox
 from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -92,13 +93,20 @@ class UNetTrainerWidget(FileActions, QWidget):
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
         self.model_combo = ComboBox(choices=list(MODEL_CHOICES), value=next(iter(MODEL_CHOICES)))
         self.model_combo.tooltip = (
-            "On a CPU, a 3D network needs a minute or more of training on a volume;\n"
-            "for a quick first mask there, 2D (plane by plane) scores higher (docs/benchmarks.md)."
+            "Auto: a 3D network for a volume, 2D for a plane. 2D (plane by plane) trains about twice\n"
+            "as many steps per second on a volume, but the 3D network gave the better masks on test\n"
+            "volumes, even after 30 s on a CPU (docs/benchmarks.md)."
         )
         from .core.model_sources import PRETRAINED
 
         self.pretrained_combo = ComboBox(choices=[NO_PRETRAINED, *PRETRAINED], value=NO_PRETRAINED)
         self.pretrained_combo.tooltip = "\n".join(f"{name}: {about}" for name, about in PRETRAINED.items())
+        self.other_images_check = QCheckBox("Also for images that look different")
+        self.other_images_check.setToolTip(
+            "Train with random contrast, brightness and noise (the CLI's --intensity-augmentation 1):\n"
+            "the model then also works on images from another microscope, stain or noise level,\n"
+            "but fits the painted image more slowly (docs/benchmarks.md)."
+        )
         self.new_strokes_button = QPushButton("New strokes layer")
         self.train_button = QPushButton("Train")
         self.pause_button = QPushButton("Pause")
@@ -129,6 +137,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         form.addRow("Strokes", strokes_row)
         form.addRow("Model", self.model_combo.native)
         form.addRow("Pretrained", self.pretrained_combo.native)
+        form.addRow("", self.other_images_check)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(QLabel("Paint 1 on background, 2 (3, …) on objects."))
@@ -217,6 +226,7 @@ class UNetTrainerWidget(FileActions, QWidget):
                 strokes,
                 dim=dim,
                 init=init,
+                intensity_probability=1.0 if self.other_images_check.isChecked() else 0.0,
                 on_report=self._on_report,
                 on_message=self.show_message,
                 on_finished=self._on_finished,

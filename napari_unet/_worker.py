@@ -32,7 +32,8 @@ def _training_threads() -> int:
 class TrainingJob:
     """One training run in the background.
 
-    ``image`` is ``(C, *spatial)``, ``strokes`` the spatial annotations (0/1/2..K). Use
+    ``image`` is ``(C, *spatial)``, ``strokes`` the spatial annotations (0/1/2..K);
+    ``intensity_probability`` as in :class:`~napari_unet.core.config.TrainConfig`. Use
     :meth:`send` for new strokes and preview requests, :meth:`stop` to end it gracefully (the
     worker's ``returned`` signal then carries the trained model).
     """
@@ -47,6 +48,7 @@ class TrainingJob:
         init: Model | None,
         device: str = "auto",
         image_name: str | None = None,
+        intensity_probability: float = 0.0,
     ) -> None:
         from napari.qt.threading import create_worker
 
@@ -54,6 +56,7 @@ class TrainingJob:
         self._inputs = {"image": image, "strokes": strokes, "dim": dim, "spacing": spacing, "init": init}
         self._device = device
         self._image_name = image_name
+        self._intensity_probability = intensity_probability
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
     def send(self, message: Message) -> None:
@@ -97,7 +100,13 @@ class TrainingJob:
             spacing=self._inputs["spacing"],
             init=self._inputs["init"],
         )
-        config = TrainConfig(steps=None, time_budget=None, device=self._device, image_name=self._image_name)
+        config = TrainConfig(
+            steps=None,
+            time_budget=None,
+            device=self._device,
+            image_name=self._image_name,
+            intensity_probability=self._intensity_probability,
+        )
         loop = train_steps(model, image, annotations, config)
         received: list[Any] | None = None
         while True:

@@ -43,6 +43,16 @@ def test_training_streams_previews_and_never_touches_strokes(trainer, qtbot):
     assert widget.model is not None and widget.predict_button.isEnabled()
 
 
+@pytest.mark.parametrize("checked, share", [(False, 0.0), (True, 1.0)])
+def test_the_other_images_box_turns_on_intensity_augmentation(trainer, qtbot, checked, share):
+    _, widget = trainer
+    widget.other_images_check.setChecked(checked)
+    _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+    assert widget.model.config.history[-1]["settings"]["intensity_probability"] == share
+
+
 def test_stop_ends_the_worker_within_a_second(trainer, qtbot):
     _, widget = trainer
     session = _start(qtbot, widget)
