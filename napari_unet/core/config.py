@@ -31,7 +31,10 @@ class TrainConfig:
     ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0 turns it
     off); ``region_weight`` the region term, scaled down to 0 when the painted classes do not
     differ in brightness (see :mod:`.region_prior`). ``batch_size`` None means the default for the
-    model (8 patches in 2D, 4 in 3D).
+    model (8 patches in 2D, 4 in 3D). With ``augment``, every batch is flipped and rotated, elastically
+    deformed with ``elastic_probability``, and each patch gets random contrast, brightness and noise with
+    ``intensity_probability`` (default 0: the fastest fit to the painted image; 1 for a model meant for
+    images that look different, see docs/benchmarks.md).
     """
 
     steps: int | None = None
