@@ -29,9 +29,7 @@ def _intensity(images: torch.Tensor, generator: torch.Generator, probability: fl
     def uniform(low: float, high: float, size: tuple) -> torch.Tensor:
         return (low + (high - low) * torch.rand(size, generator=generator)).to(images.device)
 
-    chosen = (torch.rand((images.shape[0],) + (1,) * (images.ndim - 1), generator=generator) < probability).to(
-        images.device
-    )
+    chosen = uniform(0.0, 1.0, (images.shape[0],) + (1,) * (images.ndim - 1)) < probability
     contrast = torch.where(chosen, uniform(0.65, 1.5, shape), 1.0)
     shift = torch.where(chosen, uniform(-0.15, 0.15, shape), 0.0)
     noise_sigma = torch.where(chosen, uniform(0, 0.06, shape), 0.0)
