@@ -1,0 +1,90 @@
+"""Held-out strokes: a share of the painted voxels no candidate trains on, to score them honestly.
+
+Per class, whole pieces of strokes are held out: connected components, or, for a class painted in
+fewer than ``MIN_PIECES`` strokes, contiguous chunks of its strokes (cells of a ``PIECE_EDGE`` grid).
+Held-out voxels within ``gap`` voxels of a training voxel are dropped from scoring, so no score rests
+on a pixel whose neighbour was learnt. The choice is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+HELD_OUT_SHARE = 0.2
+GAP = 3  # voxels between a held-out voxel and the nearest training voxel (at least)
+MIN_PIECES = 4  # a class painted in fewer strokes is cut into chunks
+PIECE_EDGE = 16  # voxels: the grid cells that cut a long stroke into chunks
+
+
+@dataclass
+class StrokeSplit:
+    """``training``: the strokes candidates fit (held-out pieces set to 0), same shape as the strokes;
+    ``voxels``: flat indices of the scored held-out voxels; ``labels``: their annotation values."""
+
+    training: np.ndarray
+    voxels: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def classes(self) -> list[int]:
+        return sorted(int(v) for v in np.unique(self.labels))
+
+
+def _pieces(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labelled pieces of one class's strokes: components, or chunks of them when there are few."""
+    structure = np.ones((3,) * mask.ndim, bool)
+    components, count = ndi.label(mask, structure)
+    if count >= MIN_PIECES:
+        return components, count
+    cells = np.zeros(mask.shape, np.int64)
+    for axis, size in enumerate(mask.shape):
+        index = np.arange(size) // PIECE_EDGE
+        cells = cells * (size // PIECE_EDGE + 1) + index.reshape([-1 if a == axis else 1 for a in range(mask.ndim)])
+    keys = np.where(mask, components.astype(np.int64) * (cells.max() + 1) + cells, 0)
+    unique, relabelled = np.unique(keys, return_inverse=True)
+    return relabelled.reshape(mask.shape), len(unique) - 1
+
+
+def split_strokes(
+    annotations: np.ndarray, seed: int | None = 0, share: float = HELD_OUT_SHARE, gap: int = GAP
+) -> StrokeSplit:
+    """Hold out about ``share`` of each class's painted voxels, in whole pieces, never a class's last piece."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(annotations.shape, bool)
+    for value in np.unique(annotations[annotations > 0]):
+        pieces, count = _pieces(annotations == value)
+        if count < 2:
+            continue
+        sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
+        target, taken, chosen = share * sizes.sum(), 0, []
+        for piece in rng.permutation(count):
+            if taken >= target or len(chosen) == count - 1:
+                break
+            chosen.append(piece + 1)
+            taken += sizes[piece]
+        held |= np.isin(pieces, chosen)
+    training = np.where(held, 0, annotations).astype(annotations.dtype)
+    near_training = ndi.distance_transform_cdt(training == 0, metric="chessboard") <= gap
+    scored = held & ~near_training
+    voxels = np.flatnonzero(scored)
+    return StrokeSplit(training, voxels, annotations.ravel()[voxels])
+
+
+def held_out_score(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean per-class recall (balanced accuracy) of ``(K, N)`` probabilities on held-out ``labels``
+    (annotation values); None without held-out voxels."""
+    if len(labels) == 0:
+        return None
+    predicted = probabilities.argmax(0) + 1
+    return float(np.mean([np.mean(predicted[labels == v] == v) for v in np.unique(labels)]))
+
+
+def held_out_confidence(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
+    """Mean per-class probability of the true class: breaks ties between equally accurate candidates."""
+    if len(labels) == 0:
+        return None
+    true = probabilities[labels.astype(int) - 1, np.arange(len(labels))]
+    return float(np.mean([true[labels == v].mean() for v in np.unique(labels)]))
