@@ -328,7 +328,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         model = self.model
         data = image.data[0] if image.multiscale else image.data
         channels = data.shape[-1] if image.rgb else 1
-        if channels != model.in_channels:
+        if not model.accepts_channels(channels):
             self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {channels}")
             return
         shape, transform, name = _layers.spatial_shape(image), _layers.spatial_transform(image), image.name

@@ -14,7 +14,6 @@ from .inference import Prediction
 from .inference import predict as _predict
 from .model import Model
 from .model_sources import open_model
-from .normalization import percentile_ranges
 from .precision import check_precision
 from .training import Report, train_steps
 from .validation import as_channels_first, check_annotations, check_spatial_ndim
@@ -72,8 +71,7 @@ def prepare_model(
             base_channels=base_channels,
             depth=depth,
         )
-    normalization = model.config.normalization
-    normalization.fitted = percentile_ranges(image, normalization.low_percentile, normalization.high_percentile)
+    model.config.normalization.fitted = model.intensity_ranges(image)
     return model, annotations
 
 

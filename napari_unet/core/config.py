@@ -16,12 +16,14 @@ class NormalizationConfig:
     """Robust per-channel intensity scaling: ``(x - p_low) / (p_high - p_low)`` per image.
 
     ``fitted`` keeps the percentile values of the training image, for the record and for
-    images too flat to give their own (constant images).
+    images too flat to give their own (constant images). ``rgb_weights`` (a 1-channel model only):
+    an RGB image given to the model becomes one channel, this weighted sum of R, G and B, before scaling.
     """
 
     low_percentile: float = 1.0
     high_percentile: float = 99.8
     fitted: list[list[float]] = field(default_factory=list)
+    rgb_weights: list[float] | None = None
 
 
 @dataclass
@@ -72,13 +74,15 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 @dataclass
 class ModelConfig:
-    """Everything ``config.json`` of a saved model holds besides the weights."""
+    """Everything ``config.json`` of a saved model holds besides the weights (``description``: what
+    the model is and how it was made, in Markdown, shown in its model card)."""
 
     network: NetworkConfig
     normalization: NormalizationConfig = field(default_factory=NormalizationConfig)
     class_names: list[str] = field(default_factory=list)
     spacing: list[float] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    description: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "napari-unet-model", "version": FORMAT_VERSION, **to_dict(self)}

@@ -158,7 +158,7 @@ def check_prediction_settings(tile_size: int | Sequence[int] | None, overlap: fl
 
 def check_image_for_model(model: Model, channels_first_shape: Sequence[int]) -> None:
     """The ``(C, *spatial)`` image must have the model's channels and a spatial rank it handles."""
-    if channels_first_shape[0] != model.in_channels:
+    if not model.accepts_channels(channels_first_shape[0]):
         raise UserInputError(
             f"the model takes {model.in_channels} channel(s) but the image has {channels_first_shape[0]} "
             f"(channels-first shape {tuple(channels_first_shape)}); set --channel-axis to the channel axis"

@@ -19,7 +19,7 @@ from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .errors import UserInputError
 from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
-from .normalization import normalize, percentile_ranges
+from .normalization import normalize, percentile_ranges, reduce_rgb
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -76,15 +76,24 @@ class Model:
     def num_classes(self) -> int:
         return self.config.network.num_classes
 
+    def accepts_channels(self, channels: int) -> bool:
+        """Whether an image with ``channels`` channels fits: the model's own count, or 3 (RGB) for a
+        1-channel model that records ``normalization.rgb_weights``."""
+        rgb = self.in_channels == 1 and self.config.normalization.rgb_weights is not None
+        return channels == self.in_channels or (rgb and channels == 3)
+
     def normalize(self, image: np.ndarray, ranges: list[list[float]] | None = None) -> np.ndarray:
         """``(C, *spatial)`` raw image → float32 normalised as at training (``ranges``: the
-        per-channel percentile ranges of the whole image, when ``image`` is one block of it)."""
-        return normalize(image, self.config.normalization, ranges)
+        per-channel percentile ranges of the whole image, when ``image`` is one block of it).
+        An RGB image for a model with ``rgb_weights`` becomes one channel first."""
+        norm = self.config.normalization
+        return normalize(reduce_rgb(image, norm.rgb_weights), norm, ranges)
 
     def intensity_ranges(self, image) -> list[list[float]]:
-        """Per-channel percentile ranges of a ``(C, *spatial)`` image (array or on-disk view)."""
+        """Per-channel percentile ranges of a ``(C, *spatial)`` image (array or on-disk view; an RGB one
+        for a model with ``rgb_weights`` is read whole and reduced to one channel)."""
         norm = self.config.normalization
-        return percentile_ranges(image, norm.low_percentile, norm.high_percentile)
+        return percentile_ranges(reduce_rgb(image, norm.rgb_weights), norm.low_percentile, norm.high_percentile)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model directory atomically (a crash leaves any previous model intact)."""
@@ -144,9 +153,9 @@ class Model:
 
         Same class count: this model itself, every weight kept. Another class count: a copy whose
         final 1×1 layer keeps the weights of the classes both share and starts fresh for new ones.
-        The input channel count must match.
+        The input channel count must match (or be RGB, see :meth:`accepts_channels`).
         """
-        if in_channels != self.in_channels:
+        if not self.accepts_channels(in_channels):
             raise UserInputError(
                 f"the initial model takes {self.in_channels} channel(s) but the image has {in_channels}; "
                 "start from scratch or pick a model trained on the same channels"
@@ -170,6 +179,7 @@ class Model:
             class_names=names,
             spacing=self.config.spacing,
             history=list(self.config.history),
+            description=self.config.description,
         )
         return Model(network, config)
 

@@ -24,7 +24,9 @@ def model_card(config: ModelConfig) -> str:
         f"- voxel size the pooling was planned for: {config.spacing}",
         f"- normalisation: per image and channel, percentile {config.normalization.low_percentile} → 0 and "
         f"{config.normalization.high_percentile} → 1 (ranges seen in training: {config.normalization.fitted})",
+        *_rgb_line(config),
         "",
+        *([config.description, ""] if config.description else []),
         "## Training runs",
         "",
         "| # | date | image | shape (C, *spatial) | painted voxels per class | steps | seconds | device | versions |",
@@ -49,3 +51,11 @@ def _device(run: dict) -> str:
     if "started_in" in run:
         precision = f"{run['started_in']} → {precision}"
     return run.get("device", "") + (f" ({precision})" if precision != "fp32" else "")
+
+
+def _rgb_line(config: ModelConfig) -> list[str]:
+    """The RGB reduction, when the model records one."""
+    weights = config.normalization.rgb_weights
+    if weights is None:
+        return []
+    return [f"- RGB images: reduced to one channel, {weights[0]}·R + {weights[1]}·G + {weights[2]}·B, before scaling"]

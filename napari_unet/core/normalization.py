@@ -34,6 +34,18 @@ def percentile_ranges(image, low: float, high: float) -> list[list[float]]:
     return ranges
 
 
+def reduce_rgb(image: np.ndarray, weights: list[float] | None) -> np.ndarray:
+    """``(3, *spatial)`` RGB → ``(1, *spatial)`` float32 weighted sum when ``weights`` are given;
+    any other image (or no weights) is returned as is."""
+    if weights is None or image.shape[0] != 3:
+        return image
+    image = np.asarray(image)
+    grey = np.zeros(image.shape[1:], np.float32)
+    for channel, weight in zip(image, weights):
+        grey += np.float32(weight) * channel
+    return grey[None]
+
+
 def normalize(image: np.ndarray, config: NormalizationConfig, ranges: list[list[float]] | None = None) -> np.ndarray:
     """``(C, *spatial)`` any dtype → float32 scaled so the percentiles map to 0 and 1.
 
