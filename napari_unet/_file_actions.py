@@ -20,6 +20,11 @@ class FileActions:
     ``image_combo``, ``strokes_combo``, ``model``, ``export_worker``, ``show_message`` and
     ``_update_buttons``)."""
 
+    def layer_files(self) -> list[str]:
+        """The files the viewer's layers were opened from: inputs, never replaced by a save or export
+        (see :mod:`napari_unet.core.ownership`)."""
+        return [str(layer.source.path) for layer in self.viewer.layers if layer.source.path]
+
     # ---- masks --------------------------------------------------------------------------------
     def masks_layer(self) -> Labels | None:
         """What Export masks writes: the selected Labels layer if it is shown and not the strokes (e.g. the
@@ -40,6 +45,7 @@ class FileActions:
         import numpy as np
         from napari.qt.threading import create_worker
 
+        from .core.ownership import LABELS, PREDICTION
         from .core.zarr_output import write_label_image
 
         layer = self.masks_layer()
@@ -62,6 +68,8 @@ class FileActions:
                 spacing=tuple(layer.scale),
                 translation=tuple(layer.translate),
                 class_names=class_names,
+                inputs=self.layer_files(),
+                kind=PREDICTION if is_prediction else LABELS,
                 _start_thread=False,
                 _ignore_errors=True,
             ),
@@ -103,6 +111,7 @@ class FileActions:
                 spacing=_layers.spatial_transform(image)["scale"],
                 channel_axis=channel_axis,
                 image_name=image.name,
+                inputs=self.layer_files(),
                 _start_thread=False,
                 _ignore_errors=True,
             ),
@@ -169,7 +178,15 @@ class FileActions:
             pixels = None  # e.g. a 2D model of a Z-stack: the sample makes the test input
         self.show_message("exporting and testing the bioimage.io package…")
         self._run_disk_job(
-            create_worker(export_bioimageio, self.model, path, image=pixels, _start_thread=False, _ignore_errors=True),
+            create_worker(
+                export_bioimageio,
+                self.model,
+                path,
+                image=pixels,
+                inputs=self.layer_files(),
+                _start_thread=False,
+                _ignore_errors=True,
+            ),
             lambda written: self.show_message(f"bioimage.io package written to {written} (passed its test)"),
             "package not exported",
         )

@@ -271,7 +271,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         from .core.errors import UserInputError
 
         try:
-            self.model.save(path)
+            self.model.save(path, inputs=self.layer_files())
         except (UserInputError, OSError) as error:
             self.show_message(f"model not saved: {error}")
             return

@@ -23,6 +23,15 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output napari-unet did not write (its own outputs are replaced without it; "
+        "an input never is)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-unet", description="Train a U-Net from a few painted strokes and segment images with it."
@@ -35,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
         "--labels", required=True, help="strokes, same shape: 0 = unpainted, 1 = background, 2.. = objects"
     )
     train.add_argument("--model", required=True, help="model directory to write")
+    _add_overwrite(train)
     train.add_argument("--dim", type=int, choices=[2, 3], help="2D or 3D network (default: the image's)")
     train.add_argument("--time-budget", type=float, help="stop after this many seconds (default 60 without --steps)")
     train.add_argument("--steps", type=int, help="stop after this many steps")
@@ -68,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         help="labels output: .tif or .npy (in memory), .zarr (OME-Zarr labels, streamed block by block), "
         "or IMAGE.zarr/labels/NAME (into an OME-Zarr image's labels)",
     )
+    _add_overwrite(predict)
     _add_device(predict)
     predict.add_argument(
         "--probabilities",
@@ -97,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", required=True, help="model directory (or pretrained name)")
     export.add_argument("--format", default="bioimageio", choices=["bioimageio"], help="package format")
     export.add_argument("--out", required=True, help="package file to write (.zip)")
+    _add_overwrite(export)
     export.add_argument("--image", help="example image for the test input and cover (default: the sample nuclei)")
     export.add_argument("--channel-axis", type=int, help="axis holding channels in --image")
     export.add_argument("--name", help="model name shown on bioimage.io")
@@ -171,11 +183,12 @@ def _predict_with_progress(model, image, **kwargs):
 
 def _train(args: argparse.Namespace) -> None:
     from .core.io import read_image
-    from .core.model import CONFIG_FILE
+    from .core.ownership import MODEL, check_replaceable
+    from .core.rescue import save_or_keep
 
     model_path = Path(args.model)
-    if model_path.exists() and not (model_path / CONFIG_FILE).exists():
-        raise UserInputError(f"{model_path} exists and is not a napari-unet model: choose a new --model path")
+    inputs = [args.image, args.labels, args.init]
+    check_replaceable(model_path, MODEL, overwrite=args.overwrite, inputs=inputs)
     if not model_path.parent.is_dir():
         raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
     if not os.access(model_path.parent, os.W_OK):
@@ -207,7 +220,7 @@ def _train(args: argparse.Namespace) -> None:
         intensity_probability=args.intensity_augmentation,
         image_name=Path(args.image).name,
     )
-    model.save(model_path)
+    save_or_keep(model, model_path, overwrite=args.overwrite, inputs=inputs)
     run = model.config.history[-1]
     summary = f"trained {run['steps']} steps in {run['seconds']:.1f} s on {run['device']} ({run['precision']})"
     print(f"{summary} (loss {run['final_loss']:.3f}) → {model_path}")
@@ -233,9 +246,12 @@ def _connect(address: str):
 
 def _predict_out_of_core(args: argparse.Namespace) -> None:
     from .core.model_sources import open_model
-    from .core.zarr_output import LabelsTarget, predict_to_zarr
+    from .core.ownership import PREDICTION, check_replaceable
+    from .core.zarr_output import LabelsTarget, predict_to_zarr, probabilities_path
 
-    LabelsTarget.parse(args.out)
+    target = LabelsTarget.parse(args.out)
+    for path in [target.root, probabilities_path(target.root)] if args.probabilities else [target.root]:
+        check_replaceable(path, PREDICTION, overwrite=args.overwrite, inputs=[args.image, args.model])
     model = open_model(args.model)
     client = _connect(args.scheduler) if args.scheduler else None
     try:
@@ -256,6 +272,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
             client=client,
             ngff_version=args.ngff_version,
             instances=args.instances,
+            overwrite=args.overwrite,
         )
     finally:
         if client is not None:
@@ -266,6 +283,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from .core.io import check_output_path, read_image, write_array
     from .core.model_sources import open_model
+    from .core.ownership import PREDICTION, check_replaceable
     from .core.zarr_output import probabilities_path
 
     if _is_zarr_output(args.out):
@@ -274,6 +292,11 @@ def _predict(args: argparse.Namespace) -> None:
     if args.scheduler or args.ngff_version or args.block_size:
         raise UserInputError("--scheduler, --block-size and --ngff-version need a .zarr --out")
     out = check_output_path(args.out)
+    inputs = [args.image, args.model]
+    targets = [out, probabilities_path(out)] if args.probabilities else [out]
+    for target in targets:
+        check_output_path(target)
+        check_replaceable(target, PREDICTION, overwrite=args.overwrite, inputs=inputs)
     model = open_model(args.model)
     image = read_image(args.image)
     started = time.perf_counter()
@@ -289,13 +312,15 @@ def _predict(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
     )
     if prediction.probabilities is not None:
-        write_array(probabilities_path(out), prediction.probabilities, image.spacing)
+        write_array(
+            probabilities_path(out), prediction.probabilities, image.spacing, overwrite=args.overwrite, inputs=inputs
+        )
     labels = prediction.labels
     if args.instances:
         from .core.postprocess import instances_from_labels
 
         labels = instances_from_labels(labels, spacing=image.spacing)
-    write_array(out, labels, image.spacing)
+    write_array(out, labels, image.spacing, overwrite=args.overwrite, inputs=inputs)
     print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
 
 
@@ -312,7 +337,16 @@ def _export(args: argparse.Namespace) -> None:
         channel_axis = args.channel_axis if args.channel_axis is not None else data.channel_axis
         image = as_channels_first(data.data, channel_axis)
     started = time.perf_counter()
-    out = export_bioimageio(model, args.out, image=image, name=args.name, authors=args.author, license=args.license)
+    out = export_bioimageio(
+        model,
+        args.out,
+        image=image,
+        name=args.name,
+        authors=args.author,
+        license=args.license,
+        overwrite=args.overwrite,
+        inputs=[args.model, args.image],
+    )
     print(f"exported and tested a bioimage.io package in {time.perf_counter() - started:.1f} s → {out}")
 
 
@@ -328,15 +362,25 @@ def _demo_gui(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .core.io import write_array
+    from .core.io import check_output_path, write_array
     from .core.metrics import connected_instances, foreground_iou, instance_f1
+    from .core.ownership import MODEL, PREDICTION, check_replaceable
+    from .core.rescue import save_or_keep
     from .sample_data import nuclei_sample
 
     if args.gui:
         _demo_gui(args)
         return
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    arrays = [out / f"{name}.tif" for name in ("image", "strokes", "prediction")]
+    for target, kind in [(out / "model", MODEL), *((a, PREDICTION) for a in arrays)]:
+        check_replaceable(target, kind)  # before training: refuse to replace what napari-unet did not write
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserInputError(f"cannot create {out}: {error.strerror or error}; choose another --out") from None
+    for target in arrays:
+        check_output_path(target)
     sample = nuclei_sample(args.dim)
     print(f"sample: {args.dim}D nuclei {sample.image.shape}, {int((sample.strokes > 0).sum())} painted pixels")
     model = _train_with_progress(
@@ -349,7 +393,7 @@ def _demo(args: argparse.Namespace) -> None:
         precision=args.precision,
         seed=0,
     )
-    model.save(out / "model")
+    save_or_keep(model, out / "model")
     prediction = _predict_with_progress(model, sample.image, device=args.device, precision=args.precision)
     foreground = prediction.labels == 2
     metrics = {
@@ -376,6 +420,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-unet: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except OSError as error:  # an I/O failure no reader or writer turned into a message
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"napari-unet: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

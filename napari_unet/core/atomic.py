@@ -1,4 +1,5 @@
-"""Write-then-swap, so an existing file or directory is replaced only by a complete result."""
+"""Write-then-swap, so an existing file or directory is replaced only by a complete result, and only
+where :mod:`.ownership` allows it."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import UserInputError
+from .ownership import check_replaceable
 
 _TMP_MARK = ".napari-unet-tmp-"
-_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
+_SPACE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_LOW_SPACE = 1 << 20  # bytes free below which a failed write is put down to a full disk
 
 
 def _remove(path: Path) -> None:
@@ -67,38 +70,78 @@ def recover_interrupted_swap(target: str | os.PathLike) -> None:
         os.replace(leftover, target)
 
 
-@contextlib.contextmanager
-def atomic_target(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path to write into; on success it replaces ``target``.
+def _storage_reason(error: BaseException, folder: Path) -> str | None:
+    """Why a write failed where the file system is to blame: an OSError's own reason, or a full
+    disk where a writer reports it its own way (torch: RuntimeError, numpy: OSError without errno)."""
+    if isinstance(error, OSError) and error.errno is not None:
+        return os.strerror(error.errno).lower()
+    try:
+        if shutil.disk_usage(folder).free < _LOW_SPACE:
+            return os.strerror(errno.ENOSPC).lower()
+    except OSError:
+        pass
+    if isinstance(error, OSError):
+        return " ".join(str(error).split()) or type(error).__name__
+    return None
 
-    On any exception the temporary is removed and ``target`` is untouched. Directories are
-    swapped with two renames (POSIX cannot replace a non-empty directory in one); should a crash
-    fall between them, :func:`recover_interrupted_swap` restores the previous one on the next use.
-    The temporary's name holds the writer's process id, so the next use deletes temporaries of
+
+def _write_failed(target: Path, error: BaseException, reason: str) -> UserInputError:
+    space = (isinstance(error, OSError) and error.errno in _SPACE_ERRORS) or reason == os.strerror(errno.ENOSPC).lower()
+    advice = "free some space or choose another path" if space else "choose another path"
+    return UserInputError(f"cannot write {target}: {reason}; {advice}")
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    """Put the complete ``tmp`` in ``target``'s place (a directory, or anything replaced by one, in
+    two renames: POSIX cannot replace a non-empty directory in one)."""
+    if os.path.lexists(target) and (tmp.is_dir() or os.path.isdir(target)):
+        old = target.with_name(f"{_TMP_MARK}old-{uuid.uuid4().hex[:8]}-{target.name}")
+        os.replace(target, old)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            os.replace(old, target)
+            raise
+        _remove(old)
+    else:
+        os.replace(tmp, target)
+
+
+@contextlib.contextmanager
+def atomic_target(
+    target: str | os.PathLike, kind: str, *, overwrite: bool = False, inputs: Iterable = ()
+) -> Iterator[Path]:
+    """Yield a temporary sibling path to write a ``kind`` of output into (see :mod:`.ownership`);
+    on success it replaces ``target``.
+
+    ``target`` must be replaceable (:func:`.ownership.check_replaceable` with ``overwrite`` and
+    ``inputs``), else nothing is touched. On any exception the temporary is removed and ``target``
+    is untouched; a failing write (full disk, read-only or forbidden folder) is a one-line
+    :class:`UserInputError`. Directories are swapped with two renames; should a crash fall between
+    them, :func:`recover_interrupted_swap` restores the previous one on the next use. The
+    temporary's name holds the writer's process id, so the next use deletes temporaries of
     writers that were killed.
     """
     target = Path(target)
     recover_interrupted_swap(target)
+    check_replaceable(target, kind, overwrite=overwrite, inputs=inputs)
     remove_stale_temporaries(target)
     tmp = target.with_name(f"{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}")
     try:
         yield tmp
-    except OSError as error:
+        _swap(tmp, target)
+    except UserInputError:
         _remove(tmp)
-        if error.errno in _STORAGE_ERRORS:
-            reason = os.strerror(error.errno).lower()
-            raise UserInputError(f"cannot write {target}: {reason}; free some space or choose another path") from None
         raise
+    except Exception as error:
+        reason = _storage_reason(error, target.parent)  # before removing tmp frees the space
+        _remove(tmp)
+        if reason is None:
+            raise
+        raise _write_failed(target, error, reason) from None
     except BaseException:
         _remove(tmp)
         raise
-    if tmp.is_dir() and target.exists():
-        old = target.with_name(f"{_TMP_MARK}old-{uuid.uuid4().hex[:8]}-{target.name}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        _remove(old)
-    else:
-        os.replace(tmp, target)
 
 
 @contextlib.contextmanager

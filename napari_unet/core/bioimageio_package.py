@@ -22,6 +22,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from .model import Model
 from .model_card import model_card
 from .network import NetworkConfig, UNet
 from .normalization import percentile_ranges
+from .ownership import PACKAGE, check_replaceable
 
 CONFIG_KEY = "napari_unet"
 DESCRIPTION_FILES = ("rdf.yaml", "bioimageio.yaml")  # what a package's description file may be called
@@ -301,18 +303,27 @@ def export_bioimageio(
     authors: list[str] | None = None,
     license: str = "CC-BY-4.0",
     validate: bool = True,
+    overwrite: bool = False,
+    inputs: Iterable = (),
 ) -> Path:
     """Write ``model`` as a bioimage.io package ``out`` (.zip); returns its path.
 
     ``image`` ``(C, *spatial)`` gives the test input and cover (a crop of its centre); without it
     the bundled sample nuclei are used. With ``validate``, ``bioimageio.core.test_model`` runs on
-    the description first and any failure is a one-line error with nothing written.
+    the description first and any failure is a one-line error with nothing written. ``out`` may
+    replace only a package napari-unet exported (anything else only with ``overwrite``, and never
+    one of ``inputs``: see :mod:`.ownership`).
     """
     out = Path(out)
     if out.suffix != ".zip":
         raise UserInputError(f"{out} must end in .zip (a bioimage.io package is a zip file)")
     if not out.parent.is_dir():
         raise UserInputError(f"folder {out.parent} does not exist: create it or choose another output path")
+    if not os.access(out.parent, os.W_OK):
+        raise UserInputError(f"folder {out.parent} is not writable: choose another output path")
+    if out.is_dir():
+        raise UserInputError(f"{out} is a folder: choose a .zip file path")
+    check_replaceable(out, PACKAGE, overwrite=overwrite, inputs=inputs)
     try:
         import pydantic
         from bioimageio.core import test_model  # noqa: F401 (the package is tested before it is kept)
@@ -346,7 +357,7 @@ def export_bioimageio(
             )
         except pydantic.ValidationError as error:
             raise UserInputError(_field_message(error)) from None
-        with atomic_target(out) as tmp:
+        with atomic_target(out, PACKAGE, overwrite=overwrite, inputs=inputs) as tmp:
             save_bioimageio_package(description, output_path=tmp)
             if validate:
                 _validate(tmp)

@@ -1,11 +1,13 @@
 """Reading images (TIFF, PNG/JPEG, NPY, zarr / OME-Zarr) and writing label images (TIFF, zarr, NPY).
 
-Writes go through :func:`atomic_target`: an existing output is replaced only by a complete one.
+Writes go through :func:`atomic_target`: an existing output is replaced only by a complete one, and
+only where :mod:`.ownership` allows it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from .atomic import atomic_target
 from .errors import UserInputError
 from .lazy import ChannelsFirstView
 from .ngff import OmeImage, ome_metadata, read_ome_image
+from .ownership import MARKER, PREDICTION, tiff_software, zarr_mark
 
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -156,16 +159,26 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return path
 
 
-def write_array(path: str | os.PathLike, data: np.ndarray, spacing: tuple[float, ...] | None = None) -> Path:
-    """Write ``data`` to ``.tif``/``.tiff``/``.npy``/``.zarr``, replacing ``path`` only when complete."""
+def write_array(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    spacing: tuple[float, ...] | None = None,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable = (),
+) -> Path:
+    """Write ``data`` to ``.tif``/``.tiff``/``.npy``/``.zarr``, replacing ``path`` only when complete,
+    and only if napari-unet wrote it (or ``overwrite``), never one of ``inputs`` (see :mod:`.ownership`).
+    TIFF and zarr outputs carry napari-unet's mark, so the next run may replace them."""
     path = check_output_path(path)
     suffix = _suffix(path)
-    with atomic_target(path) as tmp:
+    with atomic_target(path, PREDICTION, overwrite=overwrite, inputs=inputs) as tmp:
         if suffix in (".tif", ".tiff"):
             import tifffile
 
             metadata = {"axes": "ZYX"[-data.ndim :]} if data.ndim <= 3 else {}
-            tifffile.imwrite(tmp, data, metadata=metadata, compression="zlib")
+            software = tiff_software(PREDICTION)
+            tifffile.imwrite(tmp, data, metadata=metadata, compression="zlib", software=software)
         elif suffix == ".npy":
             with open(tmp, "wb") as handle:
                 np.save(handle, data, allow_pickle=False)
@@ -174,8 +187,8 @@ def write_array(path: str | os.PathLike, data: np.ndarray, spacing: tuple[float,
 
             array = zarr.create_array(str(tmp), shape=data.shape, dtype=data.dtype, chunks=_chunks(data.shape))
             array[...] = data
-            if spacing is not None:
-                array.attrs["napari-unet"] = {"spacing": list(spacing)}
+            mark = zarr_mark(PREDICTION)
+            array.attrs[MARKER] = {**mark, "spacing": list(spacing)} if spacing is not None else mark
     return path
 
 

@@ -59,14 +59,27 @@ class ChannelsFirstView:
             source[axis] = spatial_slice
         if self.channel_axis is not None:
             source[self.channel_axis] = key[0]
-        region = self.array[tuple(source)]
-        if hasattr(region, "compute"):  # dask: read here, in this thread or worker
-            region = region.compute(scheduler="synchronous")
-        region = np.asarray(region)
+        region = self._read(tuple(source))
         if self.channel_axis is None:
             return region[None][key[0]]
         channel_position = sum(1 for a in range(self.channel_axis) if a not in self.drop_axes)
         return np.moveaxis(region, channel_position, 0)
+
+    def _read(self, source: tuple) -> np.ndarray:
+        """``array[source]`` in memory; a damaged or unreadable chunk is a one-line :class:`UserInputError`."""
+        try:
+            region = self.array[source]
+            if hasattr(region, "compute"):  # dask: read here, in this thread or worker
+                region = region.compute(scheduler="synchronous")
+            return np.asarray(region)
+        except (UserInputError, MemoryError):
+            raise
+        except Exception as error:  # zarr, codecs and file systems raise many types for damaged data
+            where = str(getattr(self.array, "store_path", "the image")).removeprefix("file://")
+            reason = " ".join(f"{type(error).__name__}: {error}".split())[:200]
+            raise UserInputError(
+                f"cannot read {where} (a damaged or unreadable chunk: {reason}); restore the file or export it again"
+            ) from None
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[(slice(None),) * self.ndim]

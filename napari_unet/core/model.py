@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,12 @@ from .errors import UserInputError
 from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
 from .normalization import normalize, percentile_ranges, reduce_rgb
+from .ownership import MODEL
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "MODEL_CARD.md"
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)  # all a model folder holds (see .ownership)
 
 
 class Model:
@@ -95,12 +97,11 @@ class Model:
         norm = self.config.normalization
         return percentile_ranges(reduce_rgb(image, norm.rgb_weights), norm.low_percentile, norm.high_percentile)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the model directory atomically (a crash leaves any previous model intact)."""
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False, inputs: Iterable = ()) -> Path:
+        """Write the model directory atomically (a crash leaves any previous model intact). Only a
+        model folder napari-unet wrote is replaced, never one of ``inputs`` (see :mod:`.ownership`)."""
         path = Path(path)
-        if path.exists() and not (path / CONFIG_FILE).exists():
-            raise UserInputError(f"{path} exists and is not a napari-unet model: choose a new model path")
-        with atomic_target(path) as tmp:
+        with atomic_target(path, MODEL, overwrite=overwrite, inputs=inputs) as tmp:
             tmp.mkdir(parents=True)
             state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
             torch.save(state, tmp / WEIGHTS_FILE)

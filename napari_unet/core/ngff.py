@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserInputError
+from .ownership import MARKER, zarr_mark
 
 VERSIONS = ("0.4", "0.5")
 MIN_LEVEL_SIZE = 256  # stop the pyramid once the largest axis is this small
@@ -171,11 +172,12 @@ def _image_label(spec: LabelImageSpec) -> dict[str, Any]:
     return {"colors": colors, "properties": [{"label-value": v, "class": n} for v, n in zip(values, spec.class_names)]}
 
 
-def write_pyramid(root: Path, spec: LabelImageSpec, name: str, standalone: bool = True) -> None:
+def write_pyramid(root: Path, spec: LabelImageSpec, name: str, kind: str, standalone: bool = True) -> None:
     """Add the lower levels to a filled level 0 (nearest neighbour, so every level holds only
-    existing label values) and the multiscales metadata; ``standalone`` also marks ``root``
-    itself as an ``image-label`` (a label image inside an image's ``labels/`` is marked by
-    :func:`register_label`); ``name`` is the final name (``root`` may be a temporary)."""
+    existing label values), the multiscales metadata and napari-unet's mark of ``kind`` (see
+    :mod:`.ownership`); ``standalone`` also marks ``root`` itself as an ``image-label`` (a label
+    image inside an image's ``labels/`` is marked by :func:`register_label`); ``name`` is the final
+    name (``root`` may be a temporary)."""
     import dask.array as da
     import zarr
     from ome_zarr.writer import add_metadata, write_multiscales_metadata
@@ -193,6 +195,7 @@ def write_pyramid(root: Path, spec: LabelImageSpec, name: str, standalone: bool 
         level_scale = [s * f for s, f in zip(level_scale, step)]
         datasets.append(_dataset(str(level), level_scale, spec.translation))
     write_multiscales_metadata(group, datasets, fmt=fmt, axes=spec.axes, name=name)
+    group.attrs[MARKER] = zarr_mark(kind)
     if standalone:
         add_metadata(group, {"image-label": {"version": fmt.version, **_image_label(spec)}}, fmt=fmt)
 

@@ -5,7 +5,7 @@ image ``labels/strokes`` and the model folder beside them, so any NGFF viewer sh
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,9 +15,9 @@ from .atomic import atomic_target
 from .errors import UserInputError
 from .model import Model
 from .ngff import ngff_format
+from .ownership import SESSION, SESSION_KEY
 from .validation import as_channels_first, check_annotations
 
-SESSION_KEY = "napari-unet-session"
 SESSION_VERSION = 1
 
 
@@ -42,8 +42,11 @@ def save_session(
     spacing: Sequence[float] | None = None,
     channel_axis: int | None = None,
     image_name: str | None = None,
+    overwrite: bool = False,
+    inputs: Iterable = (),
 ) -> Path:
-    """Write a ``.zarr`` session project, replacing an earlier one at ``path`` only when complete."""
+    """Write a ``.zarr`` session project, replacing an earlier session at ``path`` only when complete
+    (anything else only with ``overwrite``, and never one of ``inputs``: see :mod:`.ownership`)."""
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
@@ -52,8 +55,6 @@ def save_session(
     path = Path(path)
     if path.suffix.lower() != ".zarr":
         raise UserInputError(f"a session is saved as a .zarr folder, got {path}")
-    if path.exists() and SESSION_KEY not in dict(zarr.open_group(str(path), mode="r").attrs):
-        raise UserInputError(f"{path} exists and is not a napari-unet session: choose another path")
     channels_first = as_channels_first(image, channel_axis)
     spatial = channels_first.shape[1:]
     strokes = np.asarray(strokes)
@@ -68,7 +69,7 @@ def save_session(
         {"name": n, "type": "space"} for n in names
     ]
     scale = ([1.0] if channel_axis is not None else []) + spacing
-    with atomic_target(path) as tmp:
+    with atomic_target(path, SESSION, overwrite=overwrite, inputs=inputs) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         group.create_array("0", data=np.ascontiguousarray(stored))
         write_multiscales_metadata(

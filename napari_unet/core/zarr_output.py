@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from .ngff import (
     write_pyramid,
     zarr_format,
 )
+from .ownership import LABELS, MARKER, PREDICTION, check_replaceable, zarr_mark
 from .precision import check_precision
 
 INSTANCE_CONTEXT = 32  # voxels of context around a block when splitting objects (> a nucleus diameter)
@@ -120,6 +121,7 @@ def predict_to_zarr(
     ngff_version: str | None = None,
     instances: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
 ) -> BlockTimes:
     """Segment ``image`` (a path, read lazily, or :class:`ImageData`) into the OME-Zarr label image
     ``out`` without holding either in memory; with a dask ``client`` the blocks run on its workers.
@@ -128,7 +130,9 @@ def predict_to_zarr(
     of nearest-neighbour levels. ``probabilities`` also writes ``(K, *spatial)`` float32 to
     ``<out>_probabilities.zarr``. ``block_size`` (voxels per tiled axis) trades memory for speed.
     ``instances`` writes objects (0 = background, 1..N; touching ones split, ones cut by block
-    borders joined) instead of classes. ``precision``: see :mod:`.precision`.
+    borders joined) instead of classes. ``precision``: see :mod:`.precision`. ``out`` (and the
+    probabilities) may replace only a label image napari-unet wrote (or anything else but the
+    inputs with ``overwrite``; see :mod:`.ownership`).
     """
     check_prediction_settings(tile_size, overlap, batch_size)
     check_precision(precision)
@@ -137,6 +141,11 @@ def predict_to_zarr(
     target = LabelsTarget.parse(out)
     if probabilities and target.image_root is not None:
         raise UserInputError("probabilities are not labels: write them to a standalone X.zarr")
+    inputs = [source for source in (model, image) if not isinstance(source, (Model, ImageData))]
+    probabilities_target = probabilities_path(target.root) if probabilities else None
+    for path in (target.root, probabilities_target):
+        if path is not None:
+            check_replaceable(path, PREDICTION, overwrite=overwrite, inputs=inputs)
     import zarr
 
     model = open_model(model)
@@ -160,9 +169,8 @@ def predict_to_zarr(
     device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
     ranges = model.intensity_ranges(view)
     return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
-    probabilities_target = probabilities_path(target.root) if probabilities else None
     with contextlib.ExitStack() as stack:
-        tmp = stack.enter_context(atomic_target(target.root))
+        tmp = stack.enter_context(atomic_target(target.root, PREDICTION, overwrite=overwrite, inputs=inputs))
         labels_out = create_level0(tmp, spec, plan.chunks)
         if instances:  # classes first into a scratch array beside the output, then objects from them
             scratch = stack.enter_context(scratch_beside(target.root))
@@ -171,7 +179,9 @@ def predict_to_zarr(
             classes_out = labels_out
         probabilities_out = None
         if probabilities_target is not None:
-            probabilities_tmp = stack.enter_context(atomic_target(probabilities_target))
+            probabilities_tmp = stack.enter_context(
+                atomic_target(probabilities_target, PREDICTION, overwrite=overwrite, inputs=inputs)
+            )
             probabilities_out = _create_probabilities(probabilities_tmp, model.num_classes, spec, plan.chunks)
         settings = BlockSettings(
             view, ranges, plan, classes_out, probabilities_out, tile_size, overlap, batch_size, device_name, precision
@@ -189,7 +199,7 @@ def predict_to_zarr(
             halo = instance_halo(image.spacing, len(spatial))
             blocks = instance_block_shape(plan.block_shape, halo, image.spacing)
             instances_to_array(classes_out, labels_out, blocks, halo, image.spacing)
-        write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
+        write_pyramid(tmp, spec, target.name, PREDICTION, standalone=target.image_root is None)
     if target.image_root is not None:
         register_label(open_labels_group(target.image_root), target.name, spec)
     return times
@@ -211,10 +221,15 @@ def write_label_image(
     translation: Sequence[float] | None = None,
     class_names: Sequence[str] = (),
     ngff_version: str = "0.4",
+    overwrite: bool = False,
+    inputs: Iterable = (),
+    kind: str = LABELS,
 ) -> Path:
     """Save a label array (numpy, zarr or dask; YX or ZYX integers) as an OME-Zarr label image
     at ``out`` (a ``.zarr`` path or ``IMAGE.zarr/labels/NAME``), chunk by chunk, replacing any
-    previous one only when complete."""
+    previous one only when complete. It replaces only a label image napari-unet saved as the same
+    ``kind`` (:data:`.ownership.LABELS`: saved on request; ``PREDICTION``: a model's output), or with
+    ``overwrite`` anything else but the ``inputs`` (see :mod:`.ownership`)."""
     target = LabelsTarget.parse(out)
     dtype = np.dtype(labels.dtype)
     if dtype.kind not in "biu" or len(labels.shape) not in (2, 3):
@@ -229,12 +244,12 @@ def write_label_image(
     spec = LabelImageSpec.for_image(shape, tuple(spacing) if spacing else None, None, version=version)
     spec.translation = [float(t) for t in translation] if translation is not None and any(translation) else None
     spec.class_names, spec.dtype = list(class_names), ("uint8" if dtype.kind == "b" else dtype.name)
-    with atomic_target(target.root) as tmp:
+    with atomic_target(target.root, kind, overwrite=overwrite, inputs=inputs) as tmp:
         level0 = create_level0(tmp, spec)
         for block in BlockPlan.chunk_grid(shape, level0.chunks):
             chunk = labels[block]
             level0[block] = np.asarray(chunk.compute() if hasattr(chunk, "compute") else chunk)
-        write_pyramid(tmp, spec, target.name, standalone=target.image_root is None)
+        write_pyramid(tmp, spec, target.name, kind, standalone=target.image_root is None)
     if target.image_root is not None:
         register_label(open_labels_group(target.image_root), target.name, spec)
     return target.root
@@ -264,4 +279,5 @@ def _create_probabilities(root: Path, num_classes: int, spec: LabelImageSpec, ch
     write_multiscales_metadata(
         group, [{"path": "0", "coordinateTransformations": transforms}], fmt=ngff_format(spec.version), axes=axes
     )
+    group.attrs[MARKER] = zarr_mark(PREDICTION)
     return array

@@ -59,7 +59,7 @@ def test_a_full_or_read_only_disk_is_one_clear_line_and_keeps_the_old_file(tmp_p
     monkeypatch.setattr(np, "save", lambda handle, *a, **k: half_written(handle.name))
     monkeypatch.setattr(tifffile, "imwrite", half_written)
     with pytest.raises(UserInputError, match="cannot write") as raised:
-        write_array(target, np.zeros((8, 8), np.uint8))
+        write_array(target, np.zeros((8, 8), np.uint8), overwrite=True)  # a .npy carries no napari-unet mark
     assert "\n" not in str(raised.value)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no partial temporary left
     np.testing.assert_array_equal(read_image(target).data, np.ones((8, 8), np.uint8))

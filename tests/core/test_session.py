@@ -44,7 +44,7 @@ def test_bad_sessions_are_refused_and_nothing_is_touched(tmp_path, nuclei_2d):
         load_session(tmp_path / "missing.zarr")
     (tmp_path / "other.zarr").mkdir()
     (tmp_path / "other.zarr" / ".zgroup").write_text('{"zarr_format": 2}')
-    with pytest.raises(UserInputError, match="not a napari-unet session"):
+    with pytest.raises(UserInputError, match="zarr store napari-unet did not write"):
         save_session(tmp_path / "other.zarr", nuclei_2d.image, nuclei_2d.strokes)
     with pytest.raises(UserInputError, match="do not match"):
         save_session(tmp_path / "s.zarr", nuclei_2d.image, np.zeros((3, 3), np.uint8))
