@@ -3,7 +3,7 @@
     python scripts/pretrain.py --dim 2 --rounds 8 --seconds 40
     python scripts/pretrain.py --dim 3 --rounds 8 --seconds 60
     python scripts/pretrain.py --dim 3 --rounds 10 --seconds 60 --seed 1 --resume
-    python scripts/pretrain.py --dim 2 --data ../shared/data/dsb2018/train --rounds 18 --seconds 150 \
+    python scripts/pretrain.py --dim 2 --data ../shared/data/dsb2018/train --rounds 14 --seconds 150 \
         --init nuclei-2d --out /tmp/nuclei-2d-real
 
 Synthetic recipe (without ``--data``): each round draws a fresh mosaic of synthetic nuclei
@@ -89,7 +89,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     out = args.out or OUT / f"nuclei-{args.dim}d"
     model = Model.load(out) if args.resume else open_model(args.init) if args.init else None
-    crops = RealCrops.load(args.data) if args.data else None
+    crops = RealCrops.load(args.data, rng) if args.data else None
     first = sum("--data" in run["image"]["name"] for run in model.config.history) if args.resume and crops else 0
     for round_index in range(first, args.rounds):
         if crops is not None:
