@@ -7,13 +7,11 @@ from functools import partial
 import numpy as np
 
 
-def random_forest_segmentation(
-    image: np.ndarray, strokes: np.ndarray, seed: int = 0, channel_axis: int | None = None
-) -> np.ndarray:
+def random_forest_segmentation(image: np.ndarray, strokes: np.ndarray, seed: int = 0) -> np.ndarray:
     """Labels (annotation values) from a random forest on ``multiscale_basic_features``.
 
-    The same features ilastik offers by default (intensity, edges, texture over σ = 1..16; for each channel
-    of a ``channel_axis``), 100 trees, all cores.
+    The same features ilastik offers by default (intensity, edges, texture over σ = 1..16),
+    100 trees, all cores.
     """
     from skimage.feature import multiscale_basic_features
     from skimage.future import fit_segmenter, predict_segmenter
@@ -26,7 +24,7 @@ def random_forest_segmentation(
         texture=True,
         sigma_min=1,
         sigma_max=16,
-        channel_axis=channel_axis,
+        channel_axis=None,
     )
     image = image.astype(np.float32)
     computed = features(image)

@@ -171,6 +171,7 @@ CASES = [
     ),
     Case("predict --out the model folder", _predict("image.tif", "model"), 2, "use one of"),
     Case("predict --out in a missing folder", _predict("image.tif", "missing/out.tif"), 2, "does not exist"),
+    Case("predict --out a name too long for its temporary", _predict("image.tif", f"{'a' * 250}.tif"), 2, "too long"),
     Case("predict a damaged OME-Zarr chunk into .zarr", _predict("damaged.zarr", "out.zarr"), 2, "damaged"),
     Case("predict a damaged OME-Zarr chunk into .tif", _predict("damaged.zarr", "out.tif"), 2, "damaged.zarr"),
     # predict where replacing is right

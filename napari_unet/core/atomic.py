@@ -21,11 +21,12 @@ _LOW_SPACE = 1 << 20  # bytes free below which a failed write is put down to a f
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    """Delete a temporary of napari-unet's own, if there is one (a name too long to exist is not)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def interrupted_swap_leftover(target: str | os.PathLike) -> Path | None:
@@ -115,12 +116,12 @@ def atomic_target(
     on success it replaces ``target``.
 
     ``target`` must be replaceable (:func:`.ownership.check_replaceable` with ``overwrite`` and
-    ``inputs``), else nothing is touched. On any exception the temporary is removed and ``target``
-    is untouched; a failing write (full disk, read-only or forbidden folder) is a one-line
-    :class:`UserInputError`. Directories are swapped with two renames; should a crash fall between
-    them, :func:`recover_interrupted_swap` restores the previous one on the next use. The
-    temporary's name holds the writer's process id, so the next use deletes temporaries of
-    writers that were killed.
+    ``inputs``) when the write starts and again when it is swapped in, else nothing is touched.
+    On any exception the temporary is removed and ``target`` is untouched; a failing write (full
+    disk, read-only or forbidden folder) is a one-line :class:`UserInputError`. Directories are
+    swapped with two renames; should a crash fall between them, :func:`recover_interrupted_swap`
+    restores the previous one on the next use. The temporary's name holds the writer's process
+    id, so the next use deletes temporaries of writers that were killed.
     """
     target = Path(target)
     recover_interrupted_swap(target)
@@ -129,6 +130,7 @@ def atomic_target(
     tmp = target.with_name(f"{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}-{target.name}")
     try:
         yield tmp
+        check_replaceable(target, kind, overwrite=overwrite, inputs=inputs)  # again: a long write may end late
         _swap(tmp, target)
     except UserInputError:
         _remove(tmp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 
 import numpy as np
@@ -215,10 +216,21 @@ def test_bad_output_paths_write_nothing(model_2d, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_export_replaces_an_existing_package_only_when_complete(model_2d, tmp_path):
+def test_export_replaces_an_existing_package_only_when_complete(model_2d, package_2d, tmp_path):
     out = tmp_path / "model.zip"
-    out.write_bytes(b"previous package")
-    with pytest.raises(UserInputError):
+    shutil.copy(package_2d, out)  # a package napari-unet exported: it may be replaced
+    previous = out.read_bytes()
+    with pytest.raises(UserInputError, match="channel"):
         export_bioimageio(model_2d, out, image=np.zeros((1, 64)), validate=False)
-    assert out.read_bytes() == b"previous package"
+    assert out.read_bytes() == previous
     assert [p.name for p in tmp_path.iterdir()] == ["model.zip"]
+
+
+def test_export_refuses_another_tools_file_unless_asked(model_2d, tmp_path):
+    other = tmp_path / "other.zip"
+    other.write_bytes(b"another tool's package")
+    with pytest.raises(UserInputError, match=r"not written by napari-unet.*--overwrite"):
+        export_bioimageio(model_2d, other, validate=False)
+    assert other.read_bytes() == b"another tool's package"
+    assert export_bioimageio(model_2d, other, validate=False, overwrite=True) == other
+    assert zipfile.is_zipfile(other)

@@ -267,3 +267,12 @@ def test_when_nowhere_can_hold_the_model_the_message_says_so(model, tmp_path, mo
     monkeypatch.setattr(Model, "save", save)
     with pytest.raises(UserInputError, match="could not be kept anywhere"):
         save_or_keep(model, tmp_path / "model")
+
+
+def test_a_file_that_appears_at_the_target_during_a_write_is_kept(tmp_path):
+    target = tmp_path / "masks.tif"
+    with pytest.raises(UserInputError, match="not written by napari-unet"), atomic_target(target, PREDICTION) as tmp:
+        tmp.write_bytes(b"new masks")
+        tifffile.imwrite(target, IMAGE)  # another program writes there while napari-unet works
+    np.testing.assert_array_equal(tifffile.imread(target), IMAGE)
+    assert [p.name for p in tmp_path.iterdir()] == ["masks.tif"]
