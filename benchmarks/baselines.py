@@ -7,11 +7,13 @@ from functools import partial
 import numpy as np
 
 
-def random_forest_segmentation(image: np.ndarray, strokes: np.ndarray, seed: int = 0) -> np.ndarray:
+def random_forest_segmentation(
+    image: np.ndarray, strokes: np.ndarray, seed: int = 0, channel_axis: int | None = None
+) -> np.ndarray:
     """Labels (annotation values) from a random forest on ``multiscale_basic_features``.
 
-    The same features ilastik offers by default (intensity, edges, texture over σ = 1..16),
-    100 trees, all cores.
+    The same features ilastik offers by default (intensity, edges, texture over σ = 1..16; for each channel
+    of a ``channel_axis``), 100 trees, all cores.
     """
     from skimage.feature import multiscale_basic_features
     from skimage.future import fit_segmenter, predict_segmenter
@@ -24,7 +26,7 @@ def random_forest_segmentation(image: np.ndarray, strokes: np.ndarray, seed: int
         texture=True,
         sigma_min=1,
         sigma_max=16,
-        channel_axis=None,
+        channel_axis=channel_axis,
     )
     image = image.astype(np.float32)
     computed = features(image)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -163,16 +164,20 @@ def _train_with_progress(image, labels, *, steps, time_budget, **kwargs):
 
 
 def _with_progress(predictor, unit: str, *args, **kwargs):
-    bar = _progress_bar(1, unit, "predicting")
+    """``predictor`` with a progress bar, opened at its first report (after input checks)."""
+    bars = []
 
     def update(done: int, total: int) -> None:
-        bar.total, bar.n = total, done
-        bar.refresh()
+        if not bars:
+            bars.append(_progress_bar(total, unit, "predicting"))
+        bars[0].total, bars[0].n = total, done
+        bars[0].refresh()
 
     try:
         return predictor(*args, progress=update, **kwargs)
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def _predict_with_progress(model, image, **kwargs):
@@ -182,9 +187,11 @@ def _predict_with_progress(model, image, **kwargs):
 
 
 def _train(args: argparse.Namespace) -> None:
+    from .core.config import TrainConfig
     from .core.io import read_image
     from .core.ownership import MODEL, check_replaceable
     from .core.rescue import save_or_keep
+    from .core.validation import check_train_settings
 
     model_path = Path(args.model)
     inputs = [args.image, args.labels, args.init]
@@ -193,17 +200,18 @@ def _train(args: argparse.Namespace) -> None:
         raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
     if not os.access(model_path.parent, os.W_OK):
         raise UserInputError(f"folder {model_path.parent} is not writable: choose another --model path")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UserInputError("--batch-size must be at least 1")
-    if not 0 <= args.intensity_augmentation <= 1:
-        raise UserInputError("--intensity-augmentation must be between 0 and 1")
-    if args.steps is not None and args.steps < 1:
-        raise UserInputError("--steps must be at least 1")
-    if args.time_budget is not None and args.time_budget <= 0:
-        raise UserInputError("--time-budget must be positive")
+    time_budget = args.time_budget if args.time_budget is not None else (None if args.steps else 60.0)
+    check_train_settings(
+        TrainConfig(
+            steps=args.steps,
+            time_budget=time_budget,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            intensity_probability=args.intensity_augmentation,
+        )
+    )  # the numbers first, before reading any image (core.api.train checks them all again)
     image = read_image(args.image)
     labels = read_image(args.labels)
-    time_budget = args.time_budget if args.time_budget is not None else (None if args.steps else 60.0)
     model = _train_with_progress(
         image.data,
         labels.data,
@@ -211,7 +219,7 @@ def _train(args: argparse.Namespace) -> None:
         time_budget=time_budget,
         dim=args.dim,
         spacing=args.spacing or image.spacing,
-        channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
+        channel_axis=image.resolve_channel_axis(args.channel_axis),
         init=args.init,
         device=args.device,
         precision=args.precision,
@@ -281,11 +289,16 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from .core.inference import check_image_for_model
     from .core.io import check_output_path, read_image, write_array
     from .core.model_sources import open_model
     from .core.ownership import PREDICTION, check_replaceable
+    from .core.validation import check_count, check_tiling
     from .core.zarr_output import probabilities_path
 
+    check_tiling(args.tile_size, args.overlap, args.batch_size)
+    if args.block_size is not None:
+        check_count(args.block_size, "the block size (--block-size)")
     if _is_zarr_output(args.out):
         _predict_out_of_core(args)
         return
@@ -299,11 +312,14 @@ def _predict(args: argparse.Namespace) -> None:
         check_replaceable(target, PREDICTION, overwrite=args.overwrite, inputs=inputs)
     model = open_model(args.model)
     image = read_image(args.image)
+    channels, channel_axis = image.channels_first(args.channel_axis)
+    source = "--channel-axis" if args.channel_axis is not None else image.axes_source
+    check_image_for_model(model, channels.shape, channel_axis, source)  # names the file's metadata
     started = time.perf_counter()
     prediction = _predict_with_progress(
         model,
         image.data,
-        channel_axis=args.channel_axis if args.channel_axis is not None else image.channel_axis,
+        channel_axis=channel_axis,
         probabilities=args.probabilities,
         device=args.device,
         precision=args.precision,
@@ -328,14 +344,11 @@ def _export(args: argparse.Namespace) -> None:
     from .core.bioimageio_package import export_bioimageio
     from .core.io import read_image
     from .core.model_sources import open_model
-    from .core.validation import as_channels_first
 
     model = open_model(args.model)
     image = None
     if args.image:
-        data = read_image(args.image)
-        channel_axis = args.channel_axis if args.channel_axis is not None else data.channel_axis
-        image = as_channels_first(data.data, channel_axis)
+        image, _ = read_image(args.image).channels_first(args.channel_axis)
     started = time.perf_counter()
     out = export_bioimageio(
         model,
@@ -408,12 +421,19 @@ def _demo(args: argparse.Namespace) -> None:
     print(f"model, image, strokes and prediction written to {out}/")
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings on stderr as one line each, like errors (no source location)."""
+    print(f"napari-unet: warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     commands = {"train": _train, "predict": _predict, "export": _export, "demo": _demo}
     try:
-        commands[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            commands[args.command](args)
     except UserInputError as error:
         print(f"napari-unet: error: {error}", file=sys.stderr)
         return 2

@@ -9,14 +9,25 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
+from .devices import resolve_device
 from .errors import UserInputError
 from .inference import Prediction
 from .inference import predict as _predict
+from .memory import items_that_fit
 from .model import Model
 from .model_sources import open_model
 from .precision import check_precision
-from .training import Report, train_steps
-from .validation import as_channels_first, check_annotations, check_spatial_ndim
+from .training import Report, default_batch_size, default_patch_size, train_steps
+from .validation import (
+    as_channels_first,
+    check_annotations,
+    check_batch_size,
+    check_count,
+    check_image_values,
+    check_spacing,
+    check_spatial_ndim,
+    check_train_settings,
+)
 
 
 def load_model(path: str | os.PathLike) -> Model:
@@ -38,9 +49,16 @@ def prepare_model(
     """Check ``image`` ``(C, *spatial)`` and strokes, and build the model to train.
 
     Returns the model (fresh, or ``init`` adapted to the painted classes) and the strokes as uint8.
-    ``dim`` defaults to the image's spatial dimensionality (3D volumes train a 3D model).
+    ``dim`` defaults to the image's spatial dimensionality (3D volumes train a 3D model). Refuses an
+    empty image and bad settings, and warns about NaN or constant images (see :mod:`.validation`).
     """
     spatial = image.shape[1:]
+    check_image_values(image)
+    if dim is not None and (isinstance(dim, bool) or dim not in (2, 3)):
+        raise UserInputError(f"--dim must be 2 or 3, got {dim!r}")
+    spacing = check_spacing(spacing, len(spatial))
+    check_count(base_channels, "base_channels")
+    check_count(depth, "depth")
     annotations = check_annotations(annotations, spatial)
     num_classes = max(2, int(annotations.max()))
     if init is not None:
@@ -56,11 +74,7 @@ def prepare_model(
                 "(--channel-axis) if one holds channels, or save one time point / one volume as its own image"
             )
         dim = dim or len(spatial)
-        if dim not in (2, 3):
-            raise UserInputError(f"--dim must be 2 or 3, got {dim}")
         check_spatial_ndim(spatial, dim)
-        if spacing is not None and len(spacing) != len(spatial):
-            raise UserInputError(f"spacing {tuple(spacing)} needs one value per spatial axis {spatial}")
         if dim == 3 and spacing is None:
             spacing = [1.0] * 3
         model = Model.create(
@@ -100,22 +114,18 @@ def train(
     ``depth`` shape a new network (ignored with ``init``). Extra keyword
     arguments go to :class:`TrainConfig` (``batch_size``, ``patch_size``, ``learning_rate``...).
     """
-    if steps is None and time_budget is None:
-        raise UserInputError("give steps or time_budget, or training would never stop")
-    if steps is not None and steps < 1:
-        raise UserInputError(f"steps must be at least 1, got {steps}")
-    if time_budget is not None and time_budget <= 0:
-        raise UserInputError(f"the time budget must be positive, got {time_budget}")
-    if settings.get("batch_size") is not None and settings["batch_size"] < 1:
-        raise UserInputError(f"batch size must be at least 1, got {settings['batch_size']}")
-    check_precision(settings.get("precision", "auto"))
+    config = TrainConfig(steps=steps, time_budget=time_budget, device=device, seed=seed, **settings)
+    check_train_settings(config)
+    check_precision(config.precision)
     channels_first = as_channels_first(image, channel_axis)
     if seed is not None:  # the initial weights too: the same seed gives the same model
         torch.manual_seed(seed)
     model, annotations = prepare_model(
         channels_first, labels, dim=dim, spacing=spacing, init=init, base_channels=base_channels, depth=depth
     )
-    config = TrainConfig(steps=steps, time_budget=time_budget, device=device, seed=seed, **settings)
+    patch = tuple(config.patch_size or default_patch_size(model, channels_first.shape[1:]))[-model.dim :]
+    fits = items_that_fit(model.config.network, patch, resolve_device(device), training=True)
+    check_batch_size(config.batch_size or default_batch_size(model), fits, f"patches of {'×'.join(map(str, patch))}")
     loop = train_steps(model, channels_first, annotations, config)
     while True:
         try:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +27,16 @@ class NormalizationConfig:
     high_percentile: float = 99.8
     fitted: list[list[float]] = field(default_factory=list)
     rgb_weights: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        low, high = self.low_percentile, self.high_percentile
+        if not 0 <= low < high <= 100:
+            raise ValueError(
+                f"low_percentile and high_percentile must satisfy 0 <= low < high <= 100, got {low!r} and {high!r}"
+            )
+        for pair in self.fitted:
+            if len(pair) != 2 or not all(math.isfinite(v) for v in pair):
+                raise ValueError(f"fitted must hold [low, high] pairs of finite numbers, got {pair!r}")
 
 
 @dataclass
@@ -63,13 +76,66 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Build ``cls`` from ``data``, refusing unknown keys (a config from a newer version)."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value has the type ``hint`` names (int is not bool; a float may be an int)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or dataclasses.is_dataclass(hint):  # nested dataclasses: checked by their own from_dict
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_fits(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any, plural: bool = False) -> str:
+    """``hint`` in words: "a list of whole numbers", "a number or null"..."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg, plural) for arg in args)
+    if origin is list:
+        return f"{'lists' if plural else 'a list'} of {_describe(args[0], plural=True)}"
+    words = {int: "whole number", float: "number", str: "string", bool: "true or false", type(None): "null"}
+    word = words.get(hint, "object")
+    if hint in (bool, type(None)):
+        return word
+    return f"{word}s" if plural else f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build ``cls`` from ``data`` (parsed JSON), refusing unknown keys (a config from a newer
+    version), missing required ones and values of the wrong type, with a message naming the field
+    (``where``: the path of ``data`` in the file, e.g. ``network``). Nested dataclasses are built too."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or cls.__name__} must be a JSON object, got {data!r:.60}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {unknown}")
-    return cls(**data)
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, spec in fields.items():
+        if name not in data:
+            if spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+                raise ValueError(f"{prefix}{name} is missing")
+            continue
+        value, hint = data[name], hints[name]
+        if not _fits(value, hint):
+            raise ValueError(f"{prefix}{name} must be {_describe(hint)}, got {value!r:.60}")
+        values[name] = from_dict(hint, value, prefix + name) if dataclasses.is_dataclass(hint) else value
+    try:
+        return cls(**values)
+    except ValueError as error:  # range checks of the dataclass itself
+        raise ValueError(f"{prefix}{error}" if prefix and not str(error).startswith(prefix) else str(error)) from None
 
 
 @dataclass
@@ -89,16 +155,44 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Read parsed ``config.json``: every field's type and range is checked, and the fields
+        against each other (class names and fitted ranges per class and channel, spacing per axis)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"it must hold a JSON object, got {data!r:.60}")
         data = dict(data)
         if data.pop("format", None) != "napari-unet-model":
             raise ValueError("config.json is not a napari-unet model config")
         version = data.pop("version", None)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"the model format version must be a whole number, got {version!r}")
+        if version > FORMAT_VERSION:
             raise ValueError(
-                f"model format version {version!r} is newer than this napari-unet reads ({FORMAT_VERSION})"
+                f"model format version {version} is newer than this napari-unet reads ({FORMAT_VERSION}): "
+                "update napari-unet"
             )
-        return cls(
-            network=from_dict(NetworkConfig, data.pop("network")),
-            normalization=from_dict(NormalizationConfig, data.pop("normalization")),
-            **data,
-        )
+        if version < 1:
+            raise ValueError(f"model format version {version} is unknown: versions start at 1")
+        config = from_dict(cls, data)
+        config.check_consistency()
+        return config
+
+    def check_consistency(self) -> None:
+        """Fields that must agree: a name per class, a fitted range per input channel (or none yet),
+        and one finite voxel size above 0 per spatial axis."""
+        network = self.network
+        if len(self.class_names) != network.num_classes:
+            raise ValueError(
+                f"class_names has {len(self.class_names)} names for network.num_classes {network.num_classes}"
+            )
+        fitted = self.normalization.fitted
+        if fitted and len(fitted) != network.in_channels:
+            raise ValueError(
+                f"normalization.fitted has {len(fitted)} ranges for network.in_channels {network.in_channels}"
+            )
+        spacing = self.spacing
+        if spacing is not None and (
+            len(spacing) != network.dim or not all(math.isfinite(s) and s > 0 for s in spacing)
+        ):
+            raise ValueError(
+                f"spacing must be {network.dim} finite voxel sizes above 0 (network.dim {network.dim}), got {spacing!r}"
+            )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,10 +12,11 @@ import torch
 
 from .devices import resolve_device
 from .errors import UserInputError
+from .memory import items_that_fit
 from .model import Model
 from .precision import autocast, check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
 from .tiling import gaussian_weights, tile_boxes
-from .validation import as_channels_first, check_spatial_ndim
+from .validation import as_channels_first, check_batch_size, check_image_values, check_spatial_ndim, check_tiling
 
 DEFAULT_TILE = {2: 512, 3: 128}
 
@@ -145,27 +147,47 @@ def _blend_tiles(
     return (accumulated / weight_sum).cpu().numpy()
 
 
-def check_prediction_settings(tile_size: int | Sequence[int] | None, overlap: float, batch_size: int | None) -> None:
-    """Refuse tile size, overlap or batch size values that cannot work, before any work."""
-    if not 0 <= overlap < 1:
-        raise UserInputError(f"overlap must be in [0, 1), got {overlap}")
-    sizes = [tile_size] if isinstance(tile_size, int) else list(tile_size or [])
-    if any(int(t) < 1 for t in sizes):
-        raise UserInputError(f"tile size must be at least 1, got {tile_size}")
-    if batch_size is not None and batch_size < 1:
-        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
-
-
-def check_image_for_model(model: Model, channels_first_shape: Sequence[int]) -> None:
-    """The ``(C, *spatial)`` image must have the model's channels and a spatial rank it handles."""
-    if not model.accepts_channels(channels_first_shape[0]):
+def check_image_for_model(
+    model: Model, channels_first_shape: Sequence[int], channel_axis: int | None = None, source: str | None = None
+) -> None:
+    """The ``(C, *spatial)`` image must have the model's channels and a spatial rank it handles;
+    ``channel_axis`` is where the channels were (None: the image was read as one channel), ``source``
+    what said so (e.g. "its ImageJ metadata"), for the message."""
+    shape = tuple(channels_first_shape)
+    if 0 in shape:
+        raise UserInputError(f"the image is empty (channels-first shape {shape}): choose another image")
+    channels = shape[0]
+    if not model.accepts_channels(channels):
+        wanted = f"{model.in_channels} channel{'s' if model.in_channels > 1 else ''}"
+        if channel_axis is None:
+            raise UserInputError(
+                f"the model takes {wanted} but the image has no channel axis (shape {shape[1:]}): "
+                f"set --channel-axis to the axis holding its {model.in_channels} channels"
+            )
+        said = f", from {source}" if source else ""
         raise UserInputError(
-            f"the model takes {model.in_channels} channel(s) but the image has {channels_first_shape[0]} "
-            f"(channels-first shape {tuple(channels_first_shape)}); set --channel-axis to the channel axis"
+            f"the model takes {wanted} but the image has {channels} (axis {channel_axis}{said}): use a model "
+            f"trained on {channels}-channel images, or save the channel{'s' if model.in_channels > 1 else ''} "
+            "the model was trained on as an image of its own"
         )
-    check_spatial_ndim(tuple(channels_first_shape[1:]), model.dim)
-    if 0 in channels_first_shape[1:]:
-        raise UserInputError(f"the image is empty (channels-first shape {tuple(channels_first_shape)}): choose another")
+    check_spatial_ndim(shape[1:], model.dim, training=False)
+
+
+def check_tile_memory(
+    model: Model, spatial: Sequence[int], tile_size: int | Sequence[int] | None, batch_size: int | None, device
+) -> None:
+    """Refuse tiles per pass (or a tile size) that cannot fit in the free memory of ``device``."""
+    window = window_shape(model, spatial, tile_size)
+    tiles = math.prod(-(-size // edge) for size, edge in zip(spatial, window))
+    per_pass = min(batch_size or default_tile_batch(device), tiles)
+    fits = items_that_fit(model.config.network, window[-model.dim :], torch.device(device), training=False)
+    if per_pass > fits and per_pass > 1:
+        check_batch_size(per_pass, fits, f"tiles of {'×'.join(map(str, window[-model.dim :]))}")
+    elif fits < 1:
+        raise UserInputError(
+            f"one tile of {'×'.join(map(str, window[-model.dim :]))} does not fit in free memory: "
+            "use a smaller --tile-size"
+        )
 
 
 def predict(
@@ -186,10 +208,13 @@ def predict(
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
     annotation values (1 = background, 2.. = classes). ``precision``: see :mod:`.precision`.
     """
-    check_prediction_settings(tile_size, overlap, batch_size)
+    check_tiling(tile_size, overlap, batch_size)
     check_precision(precision)
     channels_first = as_channels_first(image, channel_axis)
-    check_image_for_model(model, channels_first.shape)
+    check_image_for_model(model, channels_first.shape, channel_axis)
+    check_image_values(channels_first)
+    device = resolve_device(device)
+    check_tile_memory(model, channels_first.shape[1:], tile_size, batch_size, device)
     normalized = model.normalize(channels_first)
     probs = predict_normalized(
         model,
@@ -197,7 +222,7 @@ def predict(
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
-        device=resolve_device(device),
+        device=device,
         precision=precision,
         progress=progress,
     )

@@ -19,6 +19,7 @@ from .errors import UserInputError
 from .lazy import ChannelsFirstView
 from .ngff import OmeImage, ome_metadata, read_ome_image
 from .ownership import MARKER, PREDICTION, tiff_software, zarr_mark
+from .validation import as_channels_first
 
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -31,6 +32,8 @@ class ImageData:
 
     ``data`` is a numpy array, or with ``read_image(..., lazy=True)`` a zarr array still on disk
     whose singleton ``drop_axes`` (an OME-Zarr time axis of length 1) are to be left out.
+    ``axes`` (one letter per axis of ``data``, ``C`` for channels) is set where the file states its
+    axes, and ``axes_source`` names that statement (e.g. "its ImageJ metadata").
     """
 
     data: Any
@@ -38,34 +41,60 @@ class ImageData:
     channel_axis: int | None = None
     drop_axes: tuple[int, ...] = ()
     ome: OmeImage | None = None
+    axes: str | None = None
+    axes_source: str | None = None
+
+    def resolve_channel_axis(self, requested: int | None) -> int | None:
+        """The channel axis to use: the file's, or ``requested`` (``--channel-axis``) where the file
+        states no axes; a request that contradicts the file's stated axes is refused in one line."""
+        if requested is None:
+            return self.channel_axis
+        ndim = len(self.data.shape)
+        if self.axes is None or not -ndim <= requested < ndim:  # out of range: refused with the shape later
+            return requested
+        if self.channel_axis is not None and requested % ndim == self.channel_axis % ndim:
+            return requested
+        stated = "no channel axis" if self.channel_axis is None else f"channels on axis {self.channel_axis % ndim}"
+        raise UserInputError(
+            f"--channel-axis {requested} contradicts {self.axes_source}, which gives axes {self.axes} ({stated}): "
+            "drop --channel-axis, or save the image again with the right axes"
+        )
 
     def view(self, channel_axis: int | None = None) -> ChannelsFirstView:
-        """``(C, *spatial)`` view that reads regions on demand (``channel_axis`` overrides the file's)."""
-        axis = self.channel_axis if channel_axis is None else channel_axis
-        return ChannelsFirstView(self.data, axis, self.drop_axes)
+        """``(C, *spatial)`` view that reads regions on demand (``channel_axis``: see :meth:`resolve_channel_axis`)."""
+        return ChannelsFirstView(self.data, self.resolve_channel_axis(channel_axis), self.drop_axes)
+
+    def channels_first(self, channel_axis: int | None = None) -> tuple[np.ndarray, int | None]:
+        """The in-memory image as ``(C, *spatial)`` and the channel axis used (see :meth:`resolve_channel_axis`)."""
+        axis = self.resolve_channel_axis(channel_axis)
+        return as_channels_first(self.data, axis), axis
 
 
 def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _tiff_channel_axis(tif, ndim: int) -> int | None:
-    """The channel axis only where the file states it: a ``C`` in axes written by the writer
-    (tifffile shaped metadata, or an ImageJ hyperstack with both channels and slices), or RGB(A)
-    samples stored last. tifffile's own guesses for unlabelled stacks (``SYX``, ``CYX``) are ignored."""
-    axes = tif.series[0].axes.upper()
-    stated = None
+def _tiff_axes(tif, ndim: int) -> tuple[str | None, str | None]:
+    """The axes a TIFF states (``C`` for channels, RGB(A) samples included) and which part of the file
+    states them: tifffile's shaped metadata (``axes``), ImageJ metadata (channels, slices, frames), the
+    OME-XML of an OME-TIFF, or RGB(A) samples stored last; ``(None, None)`` where the file states none.
+    tifffile's own guesses for unlabelled stacks (``SYX`` / ``CYX``) are not statements."""
+    series = tif.series[0].axes.upper()
     if tif.shaped_metadata and "axes" in tif.shaped_metadata[0]:
-        stated = tif.shaped_metadata[0]["axes"].upper()
-    elif (
-        tif.imagej_metadata and tif.imagej_metadata.get("channels", 1) > 1 and tif.imagej_metadata.get("slices", 1) > 1
-    ):
-        stated = axes
-    if stated is not None and len(stated) == ndim and "C" in stated:
-        return stated.index("C")
-    if len(axes) == ndim and axes.endswith("S"):
-        return ndim - 1
-    return None
+        axes, source = tif.shaped_metadata[0]["axes"].upper(), "its axes metadata"
+    elif tif.is_imagej and not set(series) & set("IQ"):  # I, Q: ImageJ images of unknown kind
+        axes, source = series, "its ImageJ metadata"
+    elif tif.is_ome:
+        axes, source = series, "its OME-XML"
+    elif series.endswith("S"):
+        axes, source = series, "its RGB samples"
+    else:
+        return None, None
+    if len(axes) != ndim:
+        return None, None
+    if "C" not in axes and axes.endswith("S"):
+        axes = axes[:-1] + "C"
+    return axes, source
 
 
 def _read_tiff(path: Path) -> ImageData:
@@ -73,7 +102,8 @@ def _read_tiff(path: Path) -> ImageData:
 
     with tifffile.TiffFile(path) as tif:
         data = tif.asarray()
-        channel_axis = _tiff_channel_axis(tif, data.ndim)
+        axes, source = _tiff_axes(tif, data.ndim)
+        channel_axis = axes.index("C") if axes is not None and "C" in axes else None
         spacing = None
         resolution = tif.pages.first.tags.get("XResolution")
         spatial_ndim = data.ndim - (channel_axis is not None)
@@ -82,7 +112,7 @@ def _read_tiff(path: Path) -> ImageData:
             xy = denominator / numerator if numerator else 1.0
             z = float(tif.imagej_metadata.get("spacing", 1.0))
             spacing = (z, xy, xy)[-spatial_ndim:]
-    return ImageData(data, spacing, channel_axis)
+    return ImageData(data, spacing, channel_axis, axes=axes, axes_source=source)
 
 
 def _read_ome_zarr(path: Path, group, lazy: bool) -> ImageData:
@@ -95,12 +125,17 @@ def _read_ome_zarr(path: Path, group, lazy: bool) -> ImageData:
         named = ", ".join(f"{ome.axes[a].get('name')}={array.shape[a]}" for a in others)
         raise UserInputError(f"{path} has a non-spatial axis ({named}): save one time point as its own image")
     spacing = tuple(ome.scale[a] for a in spatial)
+    letters = "".join(
+        "C" if a == channel_axis else str(ome.axes[a].get("name", "?"))[:1].upper() for a in range(len(ome.axes))
+    )
+    source = "its OME-Zarr axes"
     if lazy:
-        return ImageData(array, spacing, channel_axis, tuple(others), ome)
+        return ImageData(array, spacing, channel_axis, tuple(others), ome, letters, source)
     data = np.asarray(array).squeeze(axis=tuple(others))
     if channel_axis is not None:
         channel_axis -= sum(1 for a in others if a < channel_axis)
-    return ImageData(data, spacing, channel_axis, ome=ome)
+    kept = "".join(letter for a, letter in enumerate(letters) if a not in others)
+    return ImageData(data, spacing, channel_axis, ome=ome, axes=kept, axes_source=source)
 
 
 def _read_zarr(path: Path, lazy: bool) -> ImageData:
@@ -137,7 +172,9 @@ def read_image(path: str | os.PathLike, lazy: bool = False) -> ImageData:
         from skimage.io import imread
 
         pixels = np.asarray(imread(path))
-        return ImageData(pixels, channel_axis=-1 if pixels.ndim == 3 and pixels.shape[-1] in (3, 4) else None)
+        if pixels.ndim == 3 and pixels.shape[-1] in (3, 4):
+            return ImageData(pixels, channel_axis=-1, axes="YXC", axes_source="its RGB colours")
+        return ImageData(pixels)
     except UserInputError:
         raise
     except Exception as error:  # each reader raises its own types for damaged files

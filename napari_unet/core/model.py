@@ -63,7 +63,9 @@ class Model:
             pool_strides=pool_strides_for_spacing(spacing[-dim:], depth),
         )
         class_names = ["background"] + [f"class {k}" for k in range(2, num_classes + 1)]
-        config = ModelConfig(network=network_config, class_names=class_names, spacing=[float(s) for s in spacing])
+        config = ModelConfig(
+            network=network_config, class_names=class_names, spacing=[float(s) for s in spacing[-dim:]]
+        )
         return cls(UNet(network_config), config)
 
     @property

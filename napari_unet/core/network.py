@@ -33,10 +33,19 @@ class NetworkConfig:
     pool_strides: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.dim not in (2, 3):
-            raise ValueError(f"dim must be 2 or 3, got {self.dim}")
+        if isinstance(self.dim, bool) or self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim!r}")
+        for name in ("in_channels", "num_classes", "base_channels", "depth"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
+        if self.norm not in _NORMS:
+            raise ValueError(f"norm must be one of {_NORMS}, got {self.norm!r}")
         if not self.pool_strides:
             self.pool_strides = [[2] * self.dim for _ in range(self.depth - 1)]
+        strides = [s for level in self.pool_strides for s in (level if isinstance(level, (list, tuple)) else [level])]
+        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s == int(s) >= 1 for s in strides):
+            raise ValueError(f"pool_strides must hold whole numbers of at least 1, got {self.pool_strides!r}")
         self.pool_strides = [list(map(int, s)) for s in self.pool_strides]
         if len(self.pool_strides) != self.depth - 1 or any(len(s) != self.dim for s in self.pool_strides):
             raise ValueError("pool_strides must hold depth - 1 entries of length dim")

@@ -44,7 +44,9 @@ def ome_metadata(attrs: dict) -> tuple[str, dict] | None:
     if "ome" in attrs and "multiscales" in attrs["ome"]:
         return str(attrs["ome"].get("version", "0.5")), attrs["ome"]
     if "multiscales" in attrs:
-        return str(attrs["multiscales"][0].get("version", "0.4")), attrs
+        multiscales = attrs["multiscales"]
+        first = multiscales[0] if isinstance(multiscales, list) and multiscales else {}
+        return str(first.get("version", "0.4") if isinstance(first, dict) else "0.4"), attrs
     return None
 
 
@@ -58,21 +60,58 @@ def _transforms(dataset: dict) -> tuple[list[float] | None, list[float] | None]:
     return scale, translation
 
 
+AXIS_TYPES = {"c": "channel", "t": "time", "z": "space", "y": "space", "x": "space"}  # for axes without a type
+
+
+def store_name(node) -> str:
+    """Where a zarr group or array lives, for messages."""
+    return str(getattr(node, "store_path", "the zarr store")).removeprefix("file://")
+
+
 def read_ome_image(group) -> OmeImage | None:
-    """The full-resolution level of an OME-Zarr multiscale group, or None for other groups."""
+    """The full-resolution level of an OME-Zarr multiscale group, or None for other groups.
+
+    Axes without a type (allowed in NGFF 0.4; names only in 0.3) take it from their name (``c`` is
+    a channel axis, ``t`` time, ``z``/``y``/``x`` space). Metadata naming a level the store lacks, or
+    a scale of the wrong length, is a one-line :class:`UserInputError` naming the store.
+    """
+    import zarr
+
     found = ome_metadata(dict(group.attrs))
     if found is None:
         return None
     version, ome = found
-    multiscale = ome["multiscales"][0]
-    dataset = multiscale["datasets"][0]
-    ndim = len(group[dataset["path"]].shape)
-    axes = [a if isinstance(a, dict) else {"name": a} for a in multiscale.get("axes", [])]
+    where = store_name(group)
+    try:
+        multiscale = ome["multiscales"][0]
+        dataset = multiscale["datasets"][0]
+        level = str(dataset["path"])
+    except (KeyError, IndexError, TypeError):
+        raise UserInputError(
+            f"{where}: its OME multiscales metadata names no full-resolution level (datasets[0].path): "
+            "the metadata is damaged; write the image again"
+        ) from None
+    array = group.get(level)
+    if not isinstance(array, zarr.Array):
+        raise UserInputError(
+            f"{where}: its multiscales metadata names pyramid level {level!r}, but the store holds no such array: "
+            "the store is incomplete; copy or write it again"
+        )
+    ndim = len(array.shape)
+    axes = [dict(a) if isinstance(a, dict) else {"name": str(a)} for a in multiscale.get("axes", [])]
     if len(axes) != ndim:  # NGFF < 0.4 had no axis types: assume the trailing axes are space
         axes = [{"name": n, "type": "space"} for n in "tczyx"[-ndim:]]
+    for axis in axes:
+        if "type" not in axis and str(axis.get("name", "")).lower() in AXIS_TYPES:
+            axis["type"] = AXIS_TYPES[str(axis["name"]).lower()]
     scale, translation = _transforms(dataset)
+    if scale is not None and len(scale) != ndim:
+        raise UserInputError(
+            f"{where}: the scale of level {level!r} has {len(scale)} values for its {ndim} axes: "
+            "the metadata is damaged; write the image again"
+        )
     labels = ome_labels_list(group["labels"]) if "labels" in group else []
-    return OmeImage(version, dataset["path"], axes, scale or [1.0] * ndim, translation, labels)
+    return OmeImage(version, level, axes, scale or [1.0] * ndim, translation, labels)
 
 
 def ome_labels_list(labels_group) -> list[str]:

@@ -23,7 +23,7 @@ from .blockwise import (
 )
 from .devices import resolve_device
 from .errors import UserInputError
-from .inference import check_image_for_model, check_prediction_settings
+from .inference import check_image_for_model, check_tile_memory
 from .instance_blocks import instance_block_shape, instances_to_array
 from .io import ImageData, check_output_path, read_image
 from .model import Model
@@ -40,6 +40,7 @@ from .ngff import (
 )
 from .ownership import LABELS, MARKER, PREDICTION, check_replaceable, zarr_mark
 from .precision import check_precision
+from .validation import check_count, check_tiling
 
 INSTANCE_CONTEXT = 32  # voxels of context around a block when splitting objects (> a nucleus diameter)
 
@@ -134,10 +135,10 @@ def predict_to_zarr(
     probabilities) may replace only a label image napari-unet wrote (or anything else but the
     inputs with ``overwrite``; see :mod:`.ownership`).
     """
-    check_prediction_settings(tile_size, overlap, batch_size)
+    check_tiling(tile_size, overlap, batch_size)
     check_precision(precision)
-    if block_size is not None and block_size < 1:
-        raise UserInputError(f"block size must be at least 1, got {block_size}")
+    if block_size is not None:
+        check_count(block_size, "the block size (--block-size)")
     target = LabelsTarget.parse(out)
     if probabilities and target.image_root is not None:
         raise UserInputError("probabilities are not labels: write them to a standalone X.zarr")
@@ -152,7 +153,8 @@ def predict_to_zarr(
     if not isinstance(image, ImageData):
         image = read_image(Path(image).absolute(), lazy=True)
     view = image.view(channel_axis)
-    check_image_for_model(model, view.shape)
+    source = "--channel-axis" if channel_axis is not None else image.axes_source
+    check_image_for_model(model, view.shape, view.channel_axis, source)
     spatial = view.shape[1:]
     target.check_shape(spatial)
     plan = BlockPlan.for_model(model, spatial, tile_size, overlap, block_size)
@@ -167,6 +169,8 @@ def predict_to_zarr(
     if instances:
         spec.class_names, spec.dtype = [], "int32"
     device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
+    if client is None:
+        check_tile_memory(model, spatial, tile_size, batch_size, device_name)
     ranges = model.intensity_ranges(view)
     return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
     with contextlib.ExitStack() as stack:

@@ -105,8 +105,15 @@ def test_bad_output_paths_are_refused_before_writing(tmp_path):
     ("shape", "options", "channel_axis", "spacing"),
     [
         ((3, 8, 8), {}, None, None),  # a 3-plane stack with no metadata stays a volume
-        ((5, 8, 8), {"imagej": True, "resolution": (2.0, 2.0)}, None, (1.0, 0.5, 0.5)),
+        ((5, 8, 8), {"imagej": True, "resolution": (2.0, 2.0), "metadata": {"axes": "ZYX"}}, None, (1.0, 0.5, 0.5)),
         ((2, 8, 8), {"metadata": {"axes": "CYX"}}, 0, None),  # axes stated by the writer
+        # ImageJ channels without slices (issue 22: read as 2 planes before)
+        ((2, 8, 8), {"imagej": True, "resolution": (2.0, 2.0), "metadata": {"channels": 2}}, 0, (0.5, 0.5)),
+        ((4, 8, 8), {"imagej": True, "metadata": {"axes": "TYX"}}, None, (1.0, 1.0, 1.0)),  # frames are not channels
+        ((2, 8, 8), {"ome": True, "metadata": {"axes": "CYX"}}, 0, None),  # OME-XML SizeC
+        ((2, 8, 8), {"ome": True, "metadata": {"axes": "ZYX"}}, None, None),
+        ((3, 2, 8, 8), {"ome": True, "metadata": {"axes": "ZCYX"}}, 1, None),
+        ((2, 3, 8, 8), {"ome": True, "metadata": {"axes": "CZYX"}}, 0, None),
         (
             (3, 2, 8, 8),
             {"imagej": True, "resolution": (2.0, 2.0), "metadata": {"axes": "ZCYX", "spacing": 3.0}},
@@ -128,3 +135,76 @@ def test_rgb_png_has_its_channel_axis(tmp_path, rng):
     imsave(tmp_path / "rgb.png", rng.integers(0, 255, (12, 10, 3)).astype(np.uint8))
     image = read_image(tmp_path / "rgb.png")
     assert image.data.shape == (12, 10, 3) and image.channel_axis == -1
+
+
+def _ome_zarr(path, data, axes, levels=("0",), scale=None):
+    """A minimal OME-Zarr image (NGFF 0.4, zarr v2) with ``axes`` as given (dicts or bare names)."""
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.create_array("0", data=data)
+    transforms = [{"type": "scale", "scale": scale or [1.0] * data.ndim}]
+    datasets = [{"path": level, "coordinateTransformations": transforms} for level in levels]
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
+    return path
+
+
+@pytest.mark.parametrize(
+    "axes",
+    [
+        [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+        [{"name": "c"}, {"name": "y"}, {"name": "x"}],  # types are optional in NGFF 0.4
+        ["c", "y", "x"],  # NGFF 0.3: names only
+    ],
+)
+def test_ome_zarr_c_axis_is_channels_never_planes(tmp_path, rng, axes):
+    data = rng.integers(0, 100, (2, 16, 16)).astype(np.uint16)
+    image = read_image(_ome_zarr(tmp_path / "c.ome.zarr", data, axes))
+    assert image.channel_axis == 0 and image.axes == "CYX" and image.spacing == (1.0, 1.0)
+    assert image.view().shape == (2, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("write", "message"),
+    [
+        (
+            lambda p: tifffile.imwrite(
+                p / "t.tif", np.zeros((2, 8, 8), np.uint16), imagej=True, metadata={"channels": 2}
+            ),
+            "contradicts its ImageJ metadata, which gives axes CYX \\(channels on axis 0\\)",
+        ),
+        (
+            lambda p: tifffile.imwrite(p / "t.tif", np.zeros((2, 8, 8), np.uint16), ome=True, metadata={"axes": "ZYX"}),
+            "contradicts its OME-XML, which gives axes ZYX \\(no channel axis\\)",
+        ),
+    ],
+)
+def test_a_channel_axis_that_contradicts_the_metadata_is_refused(tmp_path, write, message):
+    write(tmp_path)
+    image = read_image(tmp_path / "t.tif")
+    with pytest.raises(UserInputError, match=message) as refused:
+        image.resolve_channel_axis(1)
+    assert "\n" not in str(refused.value)
+    assert image.resolve_channel_axis(image.channel_axis) == image.channel_axis  # the same axis is fine
+
+
+def test_a_channel_axis_is_taken_where_the_file_states_no_axes(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((2, 8, 8), np.uint16))
+    image = read_image(tmp_path / "a.npy")
+    assert image.resolve_channel_axis(None) is None and image.resolve_channel_axis(0) == 0
+    assert image.channels_first(0)[0].shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("levels", "scale", "message"),
+    [
+        (("s0",), None, "names pyramid level 's0', but the store holds no such array"),
+        (("0",), [1.0, 1.0], "the scale of level '0' has 2 values for its 3 axes"),
+        ((), None, "names no full-resolution level"),
+    ],
+)
+def test_damaged_ome_zarr_metadata_is_one_line_naming_the_store(tmp_path, levels, scale, message):
+    axes = [{"name": n, "type": "space"} for n in "zyx"]
+    path = _ome_zarr(tmp_path / "img.ome.zarr", np.zeros((2, 4, 4), np.uint8), axes, levels, scale)
+    for lazy in (False, True):
+        with pytest.raises(UserInputError, match=message) as refused:
+            read_image(path, lazy=lazy)
+        assert "img.ome.zarr" in str(refused.value) and "\n" not in str(refused.value)

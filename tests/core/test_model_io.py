@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -92,9 +93,36 @@ def test_foreign_state_dict_is_a_clear_error(tmp_path, model):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda c: c.update(version=99), "newer"),
+        (lambda c: c.update(version=99), "version 99 is newer than this napari-unet reads"),
+        (lambda c: c.update(version="1"), "version must be a whole number, got '1'"),
+        (lambda c: c.update(version=0), "version 0 is unknown"),
         (lambda c: c.update(format="something-else"), "not a napari-unet"),
         (lambda c: c["network"].update(colour="blue"), "unknown"),
+        # wrongly typed fields (issue 22): named at load time, not after training
+        (lambda c: c["network"].update(dim="3"), "network.dim must be a whole number, got '3'"),
+        (lambda c: c["network"].update(dim=4), "network.dim must be 2 or 3, got 4"),
+        (lambda c: c["network"].update(in_channels=2.0), "network.in_channels must be a whole number"),
+        (lambda c: c["network"].update(num_classes=True), "network.num_classes must be a whole number"),
+        (lambda c: c["network"].update(base_channels=0), "network.base_channels must be a whole number of at least 1"),
+        (lambda c: c["network"].update(norm="layer"), "network.norm must be one of"),
+        (lambda c: c["network"].update(pool_strides=[[1, 2, "2"], [2, 2, 2]]), "network.pool_strides must be a list"),
+        (lambda c: c["network"].update(pool_strides=[[1, 2, 0], [2, 2, 2]]), "pool_strides must hold whole numbers"),
+        (lambda c: c["network"].pop("num_classes"), "network.num_classes is missing"),
+        (lambda c: c.pop("network"), "network is missing"),
+        (lambda c: c.update(network=[3]), "network must be a JSON object"),
+        (lambda c: c["normalization"].update(high_percentile="99.8"), "normalization.high_percentile must be a num"),
+        (lambda c: c["normalization"].update(low_percentile=100), "normalization.low_percentile and high_percentile"),
+        (lambda c: c["normalization"].update(fitted=[[1.0, 9.0]]), "fitted has 1 ranges for network.in_channels 2"),
+        (lambda c: c["normalization"].update(fitted=[1.0, 9.0]), "normalization.fitted must be a list of lists"),
+        (lambda c: c.update(class_names="background"), "class_names must be a list of strings"),
+        (
+            lambda c: c.update(class_names=["background", "class 2"]),
+            "class_names has 2 names for network.num_classes 3",
+        ),
+        (lambda c: c.update(spacing=[3.0, -1.0, 1.0]), "spacing must be 3 finite voxel sizes above 0"),
+        (lambda c: c.update(spacing=[1.0, 1.0]), "spacing must be 3 finite voxel sizes"),
+        (lambda c: c.update(spacing="1 1 1"), "spacing must be a list of numbers or null"),
+        (lambda c: c.update(history={"steps": 5}), "history must be a list of objects"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, model, edit, message):
@@ -102,8 +130,10 @@ def test_bad_config_is_a_clear_error(tmp_path, model, edit, message):
     config = json.loads((path / CONFIG_FILE).read_text())
     edit(config)
     (path / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(UserInputError, match=message):
+    with pytest.raises(UserInputError, match=re.escape(message)) as refused:
         Model.load(path)
+    assert str(refused.value).startswith(f"{path / CONFIG_FILE} cannot be read: ")
+    assert "\n" not in str(refused.value)
 
 
 def test_missing_directory_is_a_clear_error(tmp_path):
