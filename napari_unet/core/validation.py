@@ -193,7 +193,7 @@ def check_tiling(tile_size, overlap, batch_size) -> None:
         if size is not None:
             check_count(size, "the tile size (--tile-size)")
     if batch_size is not None:
-        check_count(batch_size, "tiles per pass (--batch-size)")
+        check_count(batch_size, "the batch size (tiles per pass, --batch-size)")
 
 
 def check_image_values(image: np.ndarray) -> None:
