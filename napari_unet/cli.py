@@ -379,11 +379,13 @@ def _demo(args: argparse.Namespace) -> None:
     from .core.metrics import connected_instances, foreground_iou, instance_f1
     from .core.ownership import MODEL, PREDICTION, check_replaceable
     from .core.rescue import save_or_keep
+    from .core.validation import check_stop
     from .sample_data import nuclei_sample
 
     if args.gui:
         _demo_gui(args)
         return
+    check_stop(None, args.time_budget)  # before the output folder is made
     out = Path(args.out)
     arrays = [out / f"{name}.tif" for name in ("image", "strokes", "prediction")]
     for target, kind in [(out / "model", MODEL), *((a, PREDICTION) for a in arrays)]:

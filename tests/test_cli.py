@@ -454,6 +454,11 @@ def test_a_missing_pyramid_level_is_one_line_naming_it(files, capsys, one_channe
         _refused(capsys, files, [*predict, "--out", files / out], "pyramid level 's0'", "img.ome.zarr")
 
 
+@pytest.mark.parametrize("budget", ["nan", "inf", "0"])
+def test_demo_refuses_a_bad_time_budget_before_making_its_folder(tmp_path, capsys, budget):
+    _refused(capsys, tmp_path, ["demo", "--time-budget", budget, "--out", tmp_path / "demo"], "--time-budget")
+
+
 def test_an_all_nan_image_trains_with_a_one_line_warning(files, capsys, nuclei_2d):
     tifffile.imwrite(files / "nan.tif", np.full(nuclei_2d.image.shape, np.nan, np.float32))
     code = main(
