@@ -32,7 +32,7 @@ LABELS = "labels"  # a label image saved on request (strokes, a Labels layer)
 SESSION = "session"
 PACKAGE = "package"
 _LABEL_IMAGES = (PREDICTION, LABELS)
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # shipped pretrained models are inputs too
+_PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"  # where a pretrained name's model lives
 
 
 def zarr_mark(kind: str) -> dict:
@@ -131,9 +131,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _input_paths(inputs: Iterable) -> list[Path]:
-    """The inputs that are paths on disk (models given as objects or pretrained names are skipped)."""
-    paths = [Path(i) for i in inputs if isinstance(i, (str, os.PathLike)) and os.path.lexists(i)]
-    return [*paths, _PACKAGE_DIR]
+    """The inputs that are on disk: paths, and the folders of pretrained names (``nuclei-2d``)."""
+    paths = []
+    for given in inputs:
+        if not isinstance(given, (str, os.PathLike)):
+            continue  # e.g. a model object
+        if os.path.lexists(given):
+            paths.append(Path(given))
+        elif isinstance(given, str) and "/" not in given and (_PRETRAINED_DIR / given).is_dir():
+            paths.append(_PRETRAINED_DIR / given)
+    return paths
 
 
 def _is_labels_of(target: Path, image: Path) -> bool:

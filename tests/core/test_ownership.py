@@ -130,11 +130,11 @@ def test_a_model_folder_is_replaced_only_while_it_holds_nothing_else(model, tmp_
     assert written_kind(model.save(tmp_path / "file", overwrite=True)) == MODEL  # a file replaced by a folder
 
 
-def test_shipped_pretrained_models_are_never_replaced(model):
+def test_a_pretrained_model_named_as_an_input_is_not_replaced(model):
     from napari_unet.core.model_sources import pretrained_path
 
-    with pytest.raises(UserInputError, match="input"):
-        model.save(pretrained_path("nuclei-2d"), overwrite=True)
+    with pytest.raises(UserInputError, match=r"is the input .*pretrained/nuclei-2d"):  # train --init nuclei-2d
+        model.save(pretrained_path("nuclei-2d"), overwrite=True, inputs=["nuclei-2d"])
 
 
 RELATIONS = {  # how a target may relate to an input; True: it is (or holds, or lies in) the input
