@@ -26,6 +26,7 @@ from napari_unet.cli import main
 from napari_unet.core.api import train
 from napari_unet.core.io import write_array
 from napari_unet.core.model import Model
+from napari_unet.core.model_sources import pretrained_path
 from napari_unet.core.session import save_session
 from napari_unet.core.synthetic import synthetic_nuclei
 from napari_unet.core.zarr_output import write_label_image
@@ -212,6 +213,12 @@ CASES = [
         "input",
     ),
     Case("train --model is the --init model", [*TRAIN, "--init", "model", "--model", "model"], 2, "input"),
+    Case(
+        "train --model the shipped model --init names",
+        [*TRAIN, "--init", "nuclei-2d", "--model", str(pretrained_path("nuclei-2d"))],
+        2,
+        "input",
+    ),
     Case("train --model is the --image", [*TRAIN, "--model", "image.tif", "--overwrite"], 2, "input"),
     Case(
         "train --model inside the --image OME-Zarr",
