@@ -251,9 +251,10 @@ class UNetTrainerWidget(FileActions, QWidget):
 
     def _on_report(self, report: Report) -> None:
         self.loss_plot.add(report.loss)
+        held_out = "" if report.held_out_score is None else f" · held-out accuracy {report.held_out_score:.2f}"
         self.status.setText(
             f"{report.device} · step {report.step} · loss {report.loss:.3f} · "
-            f"{report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s"
+            f"{report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s\nshowing: {report.showing}{held_out}"
         )
 
     def _on_finished(self, model: Model | None) -> None:

@@ -32,7 +32,7 @@ from . import network as network_module
 from .atomic import atomic_target
 from .config import ModelConfig
 from .errors import UserInputError
-from .model import Model
+from .model import UNET, Model
 from .model_card import model_card
 from .network import NetworkConfig, UNet
 from .normalization import percentile_ranges
@@ -264,7 +264,7 @@ def _description(model: Model, folder: Path, crop: np.ndarray, *, name: str, aut
         inputs=[inputs],
         outputs=[outputs],
         weights=weights_descr,
-        config={CONFIG_KEY: model.config.to_dict()},
+        config={CONFIG_KEY: {**model.config.to_dict(), "pixel_classifier": None, "selection": None}},  # the U-Net
     )
 
 
@@ -324,6 +324,13 @@ def export_bioimageio(
     if out.is_dir():
         raise UserInputError(f"{out} is a folder: choose a .zip file path")
     check_replaceable(out, PACKAGE, overwrite=overwrite, inputs=inputs)
+    if model.chosen != UNET:
+        warnings.warn(
+            f"this model's masks come from its {model.chosen}, which scored better on the held-out strokes; "
+            "the bioimage.io package holds its U-Net only, whose masks differ",
+            UserWarning,
+            stacklevel=2,
+        )
     try:
         import pydantic
         from bioimageio.core import test_model  # noqa: F401 (the package is tested before it is kept)

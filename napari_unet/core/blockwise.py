@@ -1,10 +1,11 @@
 """Out-of-core prediction: the image is cut into blocks that are predicted one at a time (or on a
 dask cluster) and written as they finish, so memory does not grow with the image.
 
-Each block is predicted by the same tiled predictor as a whole image (:func:`predict_normalized`)
+Each block is predicted by the same predictor as a whole image (:func:`chosen_probabilities`)
 from the block plus a halo of context, and only the block is kept. With the halo equal to half the
 tile overlap and blocks a whole number of tile steps, the tiles of one block cover its region
-exactly, so the work per voxel is what a whole-image pass costs.
+exactly, so the work per voxel is what a whole-image pass costs. A model whose chosen candidate uses
+its pixel classifier gets the halo that classifier's widest filter needs, so blocks match the whole image.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .inference import labels_from_probabilities, predict_normalized, window_shape
+from .inference import chosen_probabilities, labels_from_probabilities, window_shape
 from .lazy import ChannelsFirstView
-from .model import Model
+from .model import UNET, Model
 from .tiling import tile_starts
 
 BLOCK_TARGET = {2: 1152, 3: 192}  # block edge to aim for, in voxels
@@ -68,6 +69,8 @@ class BlockPlan:
             starts = tile_starts(10 * tile, tile, overlap, multiple)
             step = starts[1] - starts[0]
             margin = math.ceil((tile - step) / 2 / multiple) * multiple
+            if model.pixel_classifier is not None and model.chosen != UNET:  # its features reach further
+                margin = max(margin, math.ceil(model.pixel_classifier.config.halo / multiple) * multiple)
             steps = max(1, round((block_size or BLOCK_TARGET[model.dim]) / step))
             edge = min(size, steps * step)
             block.append(edge)
@@ -124,7 +127,7 @@ class BlockSettings:
     def compute(self, model: Model, raw: np.ndarray, block: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities ``(K, *block)`` of one block from its raw region."""
         _, inner = self.plan.region(block)
-        probabilities = predict_normalized(
+        probabilities = chosen_probabilities(
             model,
             model.normalize(raw, self.ranges),
             tile_size=self.tile_size,

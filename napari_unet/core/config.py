@@ -149,6 +149,8 @@ class ModelConfig:
     spacing: list[float] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     description: str = ""
+    pixel_classifier: dict[str, Any] | None = None  # its settings (PixelClassifierConfig), when the model has one
+    selection: dict[str, Any] | None = None  # the chosen candidate and the held-out scores (see .selection)
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "napari-unet-model", "version": FORMAT_VERSION, **to_dict(self)}

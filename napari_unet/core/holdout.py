@@ -80,11 +80,3 @@ def held_out_score(probabilities: np.ndarray, labels: np.ndarray) -> float | Non
         return None
     predicted = probabilities.argmax(0) + 1
     return float(np.mean([np.mean(predicted[labels == v] == v) for v in np.unique(labels)]))
-
-
-def held_out_confidence(probabilities: np.ndarray, labels: np.ndarray) -> float | None:
-    """Mean per-class probability of the true class: breaks ties between equally accurate candidates."""
-    if len(labels) == 0:
-        return None
-    true = probabilities[labels.astype(int) - 1, np.arange(len(labels))]
-    return float(np.mean([true[labels == v].mean() for v in np.unique(labels)]))

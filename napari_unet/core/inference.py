@@ -13,7 +13,7 @@ import torch
 from .devices import resolve_device
 from .errors import UserInputError
 from .memory import items_that_fit
-from .model import Model
+from .model import BLEND, PIXEL_CLASSIFIER, Model
 from .precision import autocast, check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
 from .tiling import gaussian_weights, tile_boxes
 from .validation import as_channels_first, check_batch_size, check_image_values, check_spatial_ndim, check_tiling
@@ -98,6 +98,26 @@ def predict_normalized(
             return probabilities
         warnings.warn(f"prediction overflowed {precision_name(dtype)}: redone in float32", RuntimeWarning, stacklevel=2)
         dtype = torch.float32
+
+
+def chosen_probabilities(
+    model: Model,
+    image: np.ndarray,
+    progress: Callable[[int, int], None] | None = None,
+    **unet_settings,
+) -> np.ndarray:
+    """``(K, *spatial)`` probabilities of a normalised ``(C, *spatial)`` image from the model's chosen
+    candidate (:attr:`Model.chosen`): its pixel classifier, its U-Net (:func:`predict_normalized`, which
+    takes ``unet_settings``) or their blend."""
+    if model.chosen == PIXEL_CLASSIFIER:
+        probabilities = model.pixel_classifier.probabilities(image)
+        if progress is not None:
+            progress(1, 1)
+        return probabilities
+    probabilities = predict_normalized(model, image, progress=progress, **unet_settings)
+    if model.chosen == BLEND:
+        return model.combine(model.pixel_classifier.probabilities(image), probabilities)
+    return probabilities
 
 
 def _half_window(model: Model, window: tuple[int, ...]) -> tuple[int, ...]:
@@ -216,7 +236,7 @@ def predict(
     device = resolve_device(device)
     check_tile_memory(model, channels_first.shape[1:], tile_size, batch_size, device)
     normalized = model.normalize(channels_first)
-    probs = predict_normalized(
+    probs = chosen_probabilities(
         model,
         normalized,
         tile_size=tile_size,

@@ -1,7 +1,8 @@
 """A trained model as one object: network + normalisation + classes, saved as a directory.
 
 On disk: ``config.json`` (:class:`ModelConfig`) and ``weights.pt`` (a state_dict, read with
-``torch.load(weights_only=True)`` so no pickled code ever runs).
+``torch.load(weights_only=True)`` so no pickled code ever runs), and for a model the trainer made,
+``pixel_classifier.npz`` (arrays only, see :mod:`.pixel_classifier`).
 """
 
 from __future__ import annotations
@@ -21,23 +22,44 @@ from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
 from .normalization import normalize, percentile_ranges, reduce_rgb
 from .ownership import MODEL
+from .pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClassifierConfig
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "MODEL_CARD.md"
-MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE)  # all a model folder holds (see .ownership)
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, CLASSIFIER_FILE)  # all a model folder holds (see .ownership)
+UNET, PIXEL_CLASSIFIER, BLEND = "unet", "pixel classifier", "blend"  # what predictions come from
+BLEND_WEIGHT = 0.5  # the U-Net's share of the blend's probabilities
 
 
 class Model:
-    """A U-Net with what is needed to apply it to a raw image.
+    """A U-Net with what is needed to apply it to a raw image, and the pixel classifier fitted beside it.
 
     ``network`` takes ``(B, C, *spatial)`` normalised float32 and returns ``(B, K, *spatial)``
     logits; output channel ``k`` is annotation value ``k + 1`` (1 = background, 2.. = objects).
+    :attr:`chosen` says which candidate predictions come from (see :mod:`.selection`).
     """
 
-    def __init__(self, network: UNet, config: ModelConfig) -> None:
+    def __init__(self, network: UNet, config: ModelConfig, pixel_classifier: PixelClassifier | None = None) -> None:
         self.network = network
         self.config = config
+        self.pixel_classifier = pixel_classifier
+
+    @property
+    def chosen(self) -> str:
+        """``"unet"``, ``"pixel classifier"`` or ``"blend"``: the candidate that scored best on the
+        held-out strokes (the U-Net for a model without a classifier)."""
+        if self.pixel_classifier is None or not self.config.selection:
+            return UNET
+        return self.config.selection["chosen"]
+
+    @property
+    def blend_weight(self) -> float:
+        return BLEND_WEIGHT
+
+    def combine(self, classifier: np.ndarray, unet: np.ndarray) -> np.ndarray:
+        """The blend of two ``(K, ...)`` probability arrays."""
+        return (1 - self.blend_weight) * classifier + self.blend_weight * unet
 
     @classmethod
     def create(
@@ -107,6 +129,8 @@ class Model:
             tmp.mkdir(parents=True)
             state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
             torch.save(state, tmp / WEIGHTS_FILE)
+            if self.pixel_classifier is not None:
+                self.pixel_classifier.save(tmp)
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
             (tmp / CARD_FILE).write_text(model_card(self.config))
         return path
@@ -149,7 +173,7 @@ class Model:
             raise UserInputError(
                 f"{path / WEIGHTS_FILE} does not match the architecture in {CONFIG_FILE}; re-save the model"
             ) from None
-        return cls(network, config)
+        return cls(network, config, _load_classifier(path, config))
 
     def adapted_to(self, num_classes: int, in_channels: int) -> Model:
         """This model as a starting point for ``num_classes`` classes (the fine-tuning policy).
@@ -190,3 +214,17 @@ class Model:
         """Add output classes in place (strokes of a new class painted while training runs)."""
         grown = self.adapted_to(num_classes, self.in_channels)
         self.network, self.config = grown.network, grown.config
+
+
+def _load_classifier(path: Path, config: ModelConfig) -> PixelClassifier | None:
+    """The pixel classifier a model folder holds, refitted from its arrays (None for older models)."""
+    if config.pixel_classifier is None:
+        return None
+    try:
+        settings = PixelClassifierConfig(**config.pixel_classifier)
+        network = config.network
+        return PixelClassifier.load(path, dim=network.dim, num_classes=network.num_classes, config=settings)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserInputError(
+            f"{path / CLASSIFIER_FILE} cannot be read ({type(error).__name__}); re-save or re-train the model"
+        ) from None

@@ -27,6 +27,7 @@ def model_card(config: ModelConfig) -> str:
         *_rgb_line(config),
         "",
         *([config.description, ""] if config.description else []),
+        *_prediction_lines(config),
         "## Training runs",
         "",
         "| # | date | image | shape (C, *spatial) | painted voxels per class | steps | seconds | device | versions |",
@@ -59,3 +60,23 @@ def _rgb_line(config: ModelConfig) -> list[str]:
     if weights is None:
         return []
     return [f"- RGB images: reduced to one channel, {weights[0]}·R + {weights[1]}·G + {weights[2]}·B, before scaling"]
+
+
+def _prediction_lines(config: ModelConfig) -> list[str]:
+    """Which candidate predictions come from, and why (the held-out scores), when the trainer chose one."""
+    selection = config.selection
+    if not selection:
+        return []
+    scores = ", ".join(f"{k} {v}" for k, v in selection["held_out_accuracy"].items() if v is not None)
+    settings = config.pixel_classifier or {}
+    sigmas = f"σ {settings.get('sigma_min')}–{settings.get('sigma_max')}"
+    return [
+        "## Prediction",
+        "",
+        f"Masks come from the **{selection['chosen']}**: of the pixel classifier (a random forest of "
+        f"{settings.get('trees')} trees on multiscale features, {sigmas}, in `pixel_classifier.npz`), the U-Net "
+        f"and their blend (U-Net weight {selection['blend_weight']}), it scored "
+        f"best on {selection['held_out_voxels']} painted voxels held out from training (balanced accuracy: {scores}). "
+        "A bioimage.io export holds the U-Net only.",
+        "",
+    ]

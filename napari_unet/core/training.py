@@ -20,15 +20,16 @@ import torch
 from torch.optim.swa_utils import update_bn
 
 from .augment import augment
-from .config import TrainConfig
+from .config import TrainConfig, to_dict
 from .devices import resolve_device
 from .errors import UserInputError
 from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
-from .model import Model
+from .model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from .region_prior import brightness_separation, scaled_region_weight
 from .sampling import PatchSampler
+from .selection import CACHE_VOXELS, Selection
 from .validation import check_annotations
 
 WARMUP_STEPS = 20
@@ -37,6 +38,10 @@ MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
 REGION_BLOCK = 8  # voxels along the finest axis of the boxes the region term takes class means over
+SCORE_INTERVAL_S = 2.0  # the U-Net is scored on the held-out strokes at most this often...
+SCORE_SHARE = 0.1  # ...and with at most this share of the time
+MIN_SCORED_UPDATES = 100  # a U-Net with fewer updates is not scored (nor shown): early ones won on held-out
+# strokes yet drew worse masks than the forest (docs/benchmarks.md)
 
 
 @dataclass
@@ -49,7 +54,9 @@ class Preview:
 
 @dataclass
 class Report:
-    """What the trainer tells after each step."""
+    """What the trainer tells after each step (step 0: the pixel classifier is ready, before any U-Net
+    step). ``showing``: the candidate previews come from (see :mod:`.selection`); ``held_out_score``:
+    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out)."""
 
     step: int
     loss: float
@@ -58,6 +65,8 @@ class Report:
     learning_rate: float
     device: str
     preview: Preview | None = None
+    showing: str = UNET
+    held_out_score: float | None = None
 
 
 @dataclass
@@ -150,18 +159,28 @@ class _Run:
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.region_block = region_block(model)
-        self.sampler = PatchSampler(self.normalized, annotations, self.patch, rng)
+        self.selection = Selection(model, self.normalized, annotations, settings.seed)
+        self.sampler = PatchSampler(self.normalized, self.selection.split.training, self.patch, rng)
+        self.painted = _painted_counts(annotations)
+        self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self._weigh_region_term()
-        self._new_optimizer()
-        prefetch = settings.prefetch if settings.prefetch is not None else self.device.type != "cpu"
-        self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches") if prefetch else None
-        self._next_batch: Future | None = self._prefetch.submit(self._cpu_batch) if prefetch else None
+        self._prefetch: ThreadPoolExecutor | None = None
+        self._next_batch: Future | None = None
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.bad_steps = 0  # non-finite losses in a row
         self.updates = 0  # optimiser steps taken
         batch_norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.network.modules())
         self.recalibration_batches = NORM_RECALIBRATION_BATCHES if batch_norms else 0
+
+    def begin(self) -> None:
+        """Make the optimiser and start any prefetching (after the pixel classifier's first report:
+        the optimiser's first import takes seconds)."""
+        self._new_optimizer()
+        prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
+        if prefetch:
+            self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches")
+            self._next_batch = self._prefetch.submit(self._cpu_batch)
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -317,11 +336,18 @@ class _Run:
             buffer.copy_(saved)
 
     def preview(self) -> Preview | None:
-        """The requested region's prediction, if one was asked for since the last report."""
+        """The requested region's prediction by the best candidate so far, if one was asked for since
+        the last report."""
         if not self.preview_wanted:
             return None
         self.preview_wanted = False
-        region = self.preview_region or tuple(slice(0, s) for s in self.spatial)
+        return self.predict_region(self.preview_region or tuple(slice(0, s) for s in self.spatial))
+
+    def predict_region(self, region: tuple[slice, ...]) -> Preview:
+        """The currently chosen candidate's labels of ``region`` of the training image."""
+        chosen = self.selection.chosen
+        if chosen == PIXEL_CLASSIFIER:
+            return Preview(region, labels_from_probabilities(self.selection.forest_probabilities(region)))
         probabilities = predict_normalized(
             self.model,
             self.normalized[(slice(None), *region)],
@@ -329,7 +355,26 @@ class _Run:
             precision=precision_name(self.precision),
         )
         self.network.train()
+        if chosen == BLEND:
+            probabilities = self.model.combine(self.selection.forest_probabilities(region), probabilities)
         return Preview(region, labels_from_probabilities(probabilities))
+
+    def score(self, elapsed: float, final: bool = False) -> None:
+        """Score the U-Net on the held-out strokes when due (every :data:`SCORE_INTERVAL_S`, within
+        :data:`SCORE_SHARE` of the time), or now when ``final``; never before :data:`MIN_SCORED_UPDATES`."""
+        due = elapsed - self.scored_at >= max(SCORE_INTERVAL_S, self.scoring / SCORE_SHARE)
+        if not (final or due) or self.updates < MIN_SCORED_UPDATES:
+            return
+        started = time.perf_counter()
+        self.selection.score_unet(self.device, precision_name(self.precision))
+        self.network.train(not final)
+        self.scored_at, self.scoring = elapsed, time.perf_counter() - started
+
+    @property
+    def showing(self) -> tuple[str, float | None]:
+        """The chosen candidate and its held-out score."""
+        chosen = self.selection.chosen
+        return chosen, self.selection.scores[chosen]
 
     def receive(self, message: Message | None) -> None:
         if isinstance(message, NewAnnotations):
@@ -337,12 +382,20 @@ class _Run:
             if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
                 self.model.grow_to(int(annotations.max()))
                 self._new_optimizer()
-            self.sampler.update(annotations)
+            self.selection.update(annotations, self.settings.seed)
+            self.painted = _painted_counts(annotations)
+            self.sampler.update(self.selection.split.training)
             self._weigh_region_term()
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
             self.stop_requested = True
+
+
+def _painted_counts(annotations: np.ndarray) -> dict[int, int]:
+    """Painted voxels per annotation value (training and held-out strokes together)."""
+    counts = np.bincount(annotations.ravel())
+    return {value: int(count) for value, count in enumerate(counts) if value and count}
 
 
 def software_versions() -> dict[str, str]:
@@ -369,11 +422,18 @@ def train_steps(
     When it stops (not when closed), the batch-norm statistics are re-estimated for the final
     weights (see :meth:`_Run.recalibrate_norm_statistics`); a time budget includes that pass.
     """
-    run = _Run(model, image, annotations, settings)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
+    run = _Run(model, image, annotations, settings)  # fits the pixel classifier: within the time budget
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
+        whole = tuple(slice(0, s) for s in run.spatial)
+        first = run.predict_region(whole) if run.normalized[0].size <= CACHE_VOXELS else None
+        received = yield Report(0, loss, time.perf_counter() - start, 0.0, 0.0, str(run.device), first, *run.showing)
+        for message in received if isinstance(received, (list, tuple)) else [received]:
+            run.receive(message)
+        run.begin()
+        setup = time.perf_counter() - start  # the U-Net's learning-rate schedule starts now
         while not run.stop_requested:
             elapsed = time.perf_counter() - start
             steps_done = settings.steps is not None and step >= settings.steps
@@ -381,14 +441,15 @@ def train_steps(
             time_done = settings.time_budget is not None and elapsed + reserved >= settings.time_budget
             if steps_done or time_done:
                 break
-            learning_rate = _learning_rate(settings, step, elapsed)
+            learning_rate = _learning_rate(settings, step, elapsed - setup)
             stepped_at = time.perf_counter()
             loss = run.step(learning_rate)
             stepping += time.perf_counter() - stepped_at
             step += 1
+            run.score(time.perf_counter() - start)
             elapsed = time.perf_counter() - start
             rate = step / max(elapsed, 1e-9)
-            report = Report(step, loss, elapsed, rate, learning_rate, str(run.device), run.preview())
+            report = Report(step, loss, elapsed, rate, learning_rate, str(run.device), run.preview(), *run.showing)
             received = yield report
             for message in received if isinstance(received, (list, tuple)) else [received]:
                 run.receive(message)
@@ -398,9 +459,13 @@ def train_steps(
                 break
         if run.updates:  # the weights changed: statistics to match them
             run.recalibrate_norm_statistics()
+        run.score(time.perf_counter() - start, final=True)
     finally:
         run.close()
     run.network.eval()
+    model.pixel_classifier = run.selection.classifier
+    model.config.pixel_classifier = to_dict(run.selection.config)
+    model.config.selection = run.selection.record()
     model.config.history.append(
         {
             "date": started_at,
@@ -417,7 +482,9 @@ def train_steps(
             ),
             "patch_size": list(run.patch),
             "batch_size": run.batch_size,
-            "painted_voxels": {str(k): len(v) for k, v in run.sampler.voxels_by_class.items()},
+            "painted_voxels": {str(k): v for k, v in run.painted.items()},
+            "held_out_voxels": len(run.selection.held_labels),
+            "chosen": model.config.selection["chosen"],
             "brightness_separation": round(run.separation, 4),
             "region_weight": round(run.region_weight, 4),
             "region_block": list(run.region_block),

@@ -19,6 +19,8 @@ from napari_unet.core.bioimageio_package import (
     reference_output,
 )
 from napari_unet.core.errors import UserInputError
+from napari_unet.core.inference import predict_normalized
+from napari_unet.core.model import PIXEL_CLASSIFIER, UNET
 from napari_unet.core.model_sources import open_model
 
 
@@ -83,13 +85,25 @@ def test_package_describes_the_model(package_2d, model_2d):
         assert "## Training runs" in archive.read("README.md").decode()
 
 
-def test_imported_package_predicts_exactly_like_the_original(package_2d, model_2d, nuclei_2d):
-    imported = open_model(package_2d)
-    assert imported.config.to_dict() == model_2d.config.to_dict()
-    expected = predict(model_2d, nuclei_2d.image, device="cpu", probabilities=True).probabilities
+def test_imported_package_predicts_exactly_like_the_original_unet(package_2d, model_2d, nuclei_2d):
+    imported = open_model(package_2d)  # the package holds the U-Net only, not the pixel classifier
+    assert imported.chosen == UNET and imported.pixel_classifier is None
+    assert imported.config.to_dict() == {**model_2d.config.to_dict(), "pixel_classifier": None, "selection": None}
+    expected = predict_normalized(model_2d, model_2d.normalize(nuclei_2d.image[None]), device="cpu")
     np.testing.assert_allclose(
         predict(imported, nuclei_2d.image, device="cpu", probabilities=True).probabilities, expected, atol=1e-5
     )
+
+
+def test_exporting_a_model_that_shows_its_pixel_classifier_warns_once(model_2d, tmp_path):
+    selection = model_2d.config.selection
+    model_2d.config.selection = {**selection, "chosen": PIXEL_CLASSIFIER}
+    try:
+        with pytest.warns(UserWarning, match="holds its U-Net only"):
+            export_bioimageio(model_2d, tmp_path / "m.zip", validate=False)
+    finally:
+        model_2d.config.selection = selection
+    assert (tmp_path / "m.zip").is_file()
 
 
 def test_imported_package_fine_tunes(package_2d, nuclei_2d):

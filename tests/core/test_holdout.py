@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.core.holdout import GAP, held_out_confidence, held_out_score, split_strokes
+from napari_unet.core.holdout import GAP, held_out_score, split_strokes
 
 
 def _check(strokes: np.ndarray, seed: int = 0):
@@ -54,4 +54,3 @@ def test_scores_are_balanced_over_classes():
     labels = np.array([1, 1, 1, 2])
     probabilities = np.array([[0.9, 0.8, 0.4, 0.3], [0.1, 0.2, 0.6, 0.7]])
     assert held_out_score(probabilities, labels) == (2 / 3 + 1) / 2
-    assert np.isclose(held_out_confidence(probabilities, labels), ((0.9 + 0.8 + 0.4) / 3 + 0.7) / 2)

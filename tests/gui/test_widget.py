@@ -39,6 +39,7 @@ def test_training_streams_previews_and_never_touches_strokes(trainer, qtbot):
     assert tuple(prediction.scale) == tuple(viewer.layers["nuclei 2D"].scale)
     assert set(np.unique(prediction.data)) <= {0, 1, 2} and (prediction.data == 2).any()
     assert "step" in widget.status.text() and len(widget.loss_plot.losses) > 0
+    assert "showing: " in widget.status.text()  # the candidate on screen (pixel classifier, U-Net or blend)
     _stop(qtbot, widget)
     assert np.array_equal(strokes.data, before)
     assert widget.model is not None and widget.predict_button.isEnabled()

@@ -1,0 +1,113 @@
+"""Which mask the user sees: the pixel classifier, the U-Net or their blend, whichever scores best on
+held-out strokes (see :mod:`.holdout`). Used by the trainer; the choice is stored in the model.
+
+The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
+shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
+the training share only, so its score is honest; it is scored on small windows around the held-out voxels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .holdout import StrokeSplit, held_out_score, split_strokes
+from .inference import predict_normalized
+from .model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from .pixel_classifier import PixelClassifier, PixelClassifierConfig, features_at, subsample_painted
+
+WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
+CACHE_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is computed once and kept
+MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
+
+
+class Selection:
+    """Candidates, their held-out scores and the current choice for one training image.
+
+    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke.
+    """
+
+    def __init__(self, model: Model, normalized: np.ndarray, annotations: np.ndarray, seed: int | None) -> None:
+        self.model, self.normalized = model, normalized
+        self.config = PixelClassifierConfig.for_dim(model.dim)
+        self.update(annotations, seed)
+
+    def update(self, annotations: np.ndarray, seed: int | None) -> None:
+        """New strokes: split them, fit the pixel classifier, score it; the U-Net's score is stale."""
+        model, config = self.model, self.config
+        self.split: StrokeSplit = split_strokes(annotations, seed)
+        voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
+        features = features_at(self.normalized, voxels, model.dim, config)
+        labels = annotations.ravel()[voxels]
+        training = self.split.training.ravel()[voxels] > 0
+        held = np.isin(voxels, self.split.voxels)
+        options = {"dim": model.dim, "num_classes": model.num_classes, "config": config}
+        self.classifier = PixelClassifier(features[labels > 0], labels[labels > 0], **options)
+        scored = PixelClassifier(features[training], labels[training], **options) if held.any() else self.classifier
+        self.forest_held = scored.probabilities_of(features[held])
+        self.held_labels = labels[held]
+        self.windows = held_out_windows(self.split.voxels, self.normalized.shape[1:], model.dim)
+        self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
+        self.scores[UNET] = self.scores[BLEND] = None
+        self.chosen = PIXEL_CLASSIFIER
+        self._forest_map: np.ndarray | None = None
+
+    def score_unet(self, device, precision: str) -> None:
+        """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""
+        if not len(self.held_labels):
+            return
+        spatial = self.normalized.shape[1:]
+        unet = np.empty_like(self.forest_held)
+        coords = np.unravel_index(self.split.voxels, spatial)  # flat order, as forest_held
+        for window in self.windows:
+            inside = np.all([(c >= w.start) & (c < w.stop) for c, w in zip(coords, window)], axis=0)
+            probabilities = predict_normalized(
+                self.model, self.normalized[(slice(None), *window)], device=device, precision=precision
+            )
+            local = tuple(c[inside] - w.start for c, w in zip(coords, window))
+            unet[:, inside] = probabilities[(slice(None), *local)]
+        self.scores[UNET] = held_out_score(unet, self.held_labels)
+        self.scores[BLEND] = held_out_score(self.model.combine(self.forest_held, unet), self.held_labels)
+        self.chosen = best_candidate(self.scores)
+
+    def forest_probabilities(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The all-strokes pixel classifier's ``(K, *region)`` probabilities (kept for small images)."""
+        if self.normalized[0].size > CACHE_VOXELS:
+            return self.classifier.probabilities(self.normalized, region)
+        if self._forest_map is None:
+            self._forest_map = self.classifier.probabilities(self.normalized)
+        return self._forest_map[(slice(None), *region)]
+
+    def record(self) -> dict:
+        """What ``config.json`` keeps about the choice."""
+        return {
+            "chosen": self.chosen,
+            "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in self.scores.items()},
+            "held_out_voxels": len(self.held_labels),
+            "blend_weight": self.model.blend_weight,
+        }
+
+
+def best_candidate(scores: dict[str, float | None]) -> str:
+    """The pixel classifier, unless another candidate's held-out accuracy beats its own by :data:`MARGIN`:
+    then the blend if it does, else the U-Net. Held-out voxels lie inside strokes, far from the edges where
+    masks differ most, so a small lead there says little (measured: docs/benchmarks.md)."""
+    base = scores.get(PIXEL_CLASSIFIER)
+    for name in (BLEND, UNET):
+        score = scores.get(name)
+        if base is not None and score is not None and score >= base + MARGIN:
+            return name
+    return PIXEL_CLASSIFIER
+
+
+def held_out_windows(voxels: np.ndarray, spatial: tuple[int, ...], dim: int) -> list[tuple[slice, ...]]:
+    """Boxes around groups of held-out voxels, with :data:`WINDOW_CONTEXT` voxels of context along the
+    model's axes (one plane along the others); nearby groups share a box."""
+    if not len(voxels):
+        return []
+    mask = np.zeros(spatial, bool)
+    mask.ravel()[voxels] = True
+    size = [1] * (len(spatial) - dim) + [2 * WINDOW_CONTEXT + 1] * dim
+    groups, _ = ndi.label(ndi.maximum_filter(mask, size=size), np.ones((3,) * len(spatial), bool))
+    boxes = ndi.find_objects(groups)
+    return [tuple(slice(b.start, b.stop) for b in box) for box in boxes if box is not None]

@@ -1,0 +1,142 @@
+"""The trainer's candidates: the pixel classifier first, the best on held-out strokes shown and returned,
+and the choice kept through saving, loading and block-wise prediction."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.api import load_model, predict, prepare_model, train
+from napari_unet.core.config import TrainConfig
+from napari_unet.core.inference import predict_normalized
+from napari_unet.core.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from napari_unet.core.pixel_classifier import CLASSIFIER_FILE
+from napari_unet.core.selection import best_candidate
+from napari_unet.core.training import train_steps
+from napari_unet.core.zarr_output import predict_to_zarr
+
+TINY = {"base_channels": 4, "depth": 2, "device": "cpu", "seed": 0, "batch_size": 2}
+
+
+@pytest.fixture(scope="module")
+def trained(nuclei_2d):
+    return train(nuclei_2d.image, nuclei_2d.strokes, steps=20, time_budget=None, **TINY)
+
+
+def test_the_pixel_classifier_is_shown_before_the_first_unet_step(nuclei_2d):
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
+    before = {k: v.clone() for k, v in model.network.state_dict().items()}
+    loop = train_steps(model, image, strokes, TrainConfig(steps=3, time_budget=None, device="cpu", seed=0))
+    first = next(loop)
+    assert first.step == 0 and first.showing == PIXEL_CLASSIFIER and 0.5 < first.held_out_score <= 1
+    assert first.preview.labels.shape == nuclei_2d.image.shape
+    truth = nuclei_2d.instances > 0
+    assert ((first.preview.labels == 2) == truth).mean() > 0.85  # already a usable mask
+    for name, value in model.network.state_dict().items():
+        torch.testing.assert_close(value, before[name])  # no U-Net step yet
+    loop.close()
+
+
+def test_the_returned_model_predicts_its_chosen_candidate(trained, nuclei_2d):
+    selection = trained.config.selection
+    assert selection["chosen"] in (UNET, PIXEL_CLASSIFIER, BLEND) and selection["held_out_voxels"] > 0
+    assert set(selection["held_out_accuracy"]) == {UNET, PIXEL_CLASSIFIER, BLEND}
+    assert selection["chosen"] == best_candidate(selection["held_out_accuracy"])
+    image = trained.normalize(nuclei_2d.image[None])
+    forest = trained.pixel_classifier.probabilities(image)
+    unet = predict_normalized(trained, image)
+    expected = {PIXEL_CLASSIFIER: forest, UNET: unet, BLEND: trained.combine(forest, unet)}
+    for chosen, probabilities in expected.items():
+        trained.config.selection = {**selection, "chosen": chosen}
+        result = predict(trained, nuclei_2d.image, probabilities=True)
+        np.testing.assert_allclose(result.probabilities, probabilities, atol=1e-6)
+    trained.config.selection = selection
+
+
+def test_the_pixel_classifier_stays_unless_clearly_beaten_then_the_blend_goes_first():
+    assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 1.0, BLEND: 1.0}) == PIXEL_CLASSIFIER
+    assert best_candidate({PIXEL_CLASSIFIER: 0.9, UNET: 0.96, BLEND: 0.97}) == PIXEL_CLASSIFIER  # within the margin
+    assert best_candidate({PIXEL_CLASSIFIER: 0.7, UNET: 1.0, BLEND: 0.85}) == BLEND
+    assert best_candidate({PIXEL_CLASSIFIER: 0.7, UNET: 1.0, BLEND: 0.75}) == UNET
+    assert best_candidate({PIXEL_CLASSIFIER: 0.8, UNET: None, BLEND: None}) == PIXEL_CLASSIFIER
+    assert best_candidate({PIXEL_CLASSIFIER: None, UNET: 1.0, BLEND: 1.0}) == PIXEL_CLASSIFIER  # nothing held out
+
+
+@pytest.mark.parametrize("chosen", [PIXEL_CLASSIFIER, BLEND])
+def test_saved_and_loaded_models_predict_the_same(trained, nuclei_2d, tmp_path, chosen):
+    trained.config.selection = {**trained.config.selection, "chosen": chosen}
+    expected = predict(trained, nuclei_2d.image, probabilities=True)
+    trained.save(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["selection"]["chosen"] == chosen and config["pixel_classifier"]["trees"] > 0
+    assert chosen in (tmp_path / "m" / "MODEL_CARD.md").read_text()
+    with np.load(tmp_path / "m" / CLASSIFIER_FILE, allow_pickle=False) as arrays:
+        assert sorted(arrays.files) == ["features", "labels"]
+    loaded = load_model(tmp_path / "m")
+    assert loaded.chosen == chosen
+    result = predict(loaded, nuclei_2d.image, probabilities=True)
+    np.testing.assert_allclose(result.probabilities, expected.probabilities, atol=1e-6)
+
+
+def test_an_older_model_without_a_classifier_loads_as_a_unet(tmp_path, nuclei_2d):
+    model = Model.create(dim=2, base_channels=4, depth=2)
+    model.config.normalization.fitted = [[0.0, 1000.0]]
+    model.save(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    for key in ("pixel_classifier", "selection"):  # as written before the classifier existed
+        config.pop(key)
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    loaded = load_model(tmp_path / "old")
+    assert loaded.pixel_classifier is None and loaded.chosen == UNET
+    unet = predict_normalized(loaded, loaded.normalize(nuclei_2d.image[None]))
+    np.testing.assert_allclose(predict(loaded, nuclei_2d.image, probabilities=True).probabilities, unet, atol=1e-6)
+
+
+def test_a_missing_classifier_file_is_a_clear_error(trained, tmp_path):
+    from napari_unet.core.errors import UserInputError
+
+    trained.save(tmp_path / "m")
+    (tmp_path / "m" / CLASSIFIER_FILE).unlink()
+    with pytest.raises(UserInputError, match="re-save or re-train"):
+        load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("chosen", [PIXEL_CLASSIFIER, BLEND])
+def test_block_wise_prediction_gives_the_whole_image_result(trained, tmp_path, chosen):
+    import zarr
+
+    from napari_unet.core.io import ImageData
+    from napari_unet.core.synthetic import synthetic_nuclei
+
+    image = synthetic_nuclei((300, 230), seed=21).image
+    trained.config.selection = {**trained.config.selection, "chosen": chosen}
+    expected = predict(trained, image, tile_size=64, device="cpu").labels
+    predict_to_zarr(trained, ImageData(image), tmp_path / "out.zarr", tile_size=64, block_size=96, device="cpu")
+    written = np.asarray(zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"])
+    assert (written == expected).mean() > 0.97  # blocks see other U-Net tiles (see test_out_of_core.py)
+    if chosen == PIXEL_CLASSIFIER:
+        np.testing.assert_array_equal(written, expected)
+
+
+def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d):
+    strokes = np.zeros_like(nuclei_2d.strokes)
+    strokes[5:8, 5:60] = 1
+    strokes[nuclei_2d.strokes == 2] = 2
+    tuned = train(nuclei_2d.image, strokes, init=trained, steps=2, time_budget=None, **TINY)
+    labels = tuned.pixel_classifier.labels
+    assert (labels == 1).sum() == (strokes == 1).sum() and (labels == 2).sum() == (strokes == 2).sum()
+
+
+def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_2d, trained, monkeypatch):
+    from napari_unet.core import training
+
+    assert trained.config.selection["held_out_accuracy"][UNET] is None  # 20 updates: too few to be scored
+    monkeypatch.setattr(training, "MIN_SCORED_UPDATES", 5)
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=10, time_budget=None, **TINY)
+    accuracy = model.config.selection["held_out_accuracy"]
+    assert all(0 <= accuracy[name] <= 1 for name in (PIXEL_CLASSIFIER, UNET, BLEND))
+    assert model.chosen == best_candidate(accuracy)
