@@ -27,7 +27,8 @@ DERIVATIVE_REACH = 2  # voxels the Sobel and Hessian finite differences add on t
 class PixelClassifierConfig:
     """Features and forest settings. ``max_voxels_per_class`` caps the painted voxels fitted per class (a
     seeded subsample), which keeps the fit fast and the file small. ``chunk`` is the edge of the blocks
-    features are computed in (memory is about ``(chunk + 2 halo)^dim × features × 4`` bytes)."""
+    features are computed in (memory is about ``(chunk + 2 halo)^dim × features × 4`` bytes), unless the image
+    (or each plane, plane by plane) has at most ``whole_voxels`` voxels × channels: then it is one block."""
 
     sigma_min: float = 1.0
     sigma_max: float = 16.0
@@ -36,6 +37,7 @@ class PixelClassifierConfig:
     max_voxels_per_class: int = 10_000
     seed: int = 0
     chunk: int = 1024
+    whole_voxels: int = 4_000_000
 
     @classmethod
     def for_dim(cls, dim: int) -> PixelClassifierConfig:
@@ -64,10 +66,15 @@ def compute_features(normalized: np.ndarray, config: PixelClassifierConfig) -> n
     return features.astype(np.float32, copy=False)
 
 
-def chunk_boxes(spatial: tuple[int, ...], dim: int, chunk: int) -> list[tuple[slice, ...]]:
+def chunk_boxes(
+    spatial: tuple[int, ...], dim: int, config: PixelClassifierConfig, channels: int = 1
+) -> list[tuple[slice, ...]]:
     """Boxes covering ``spatial``: one index at a time along the axes before the last ``dim`` (a 2D
-    classifier on a stack works plane by plane), ``chunk`` voxels along the others."""
+    classifier on a stack works plane by plane), ``config.chunk`` voxels along the others (or all of them
+    when small enough: see :class:`PixelClassifierConfig`)."""
     extra = len(spatial) - dim
+    small = channels * int(np.prod(spatial[extra:])) <= config.whole_voxels
+    chunk = max(spatial) if small else config.chunk
     edges = [1] * extra + [chunk] * dim
     ranges = [range(0, size, edge) for size, edge in zip(spatial, edges)]
     corners = itertools.product(*ranges)
@@ -144,7 +151,7 @@ class PixelClassifier:
         region = tuple(slice(*r.indices(s)[:2]) for r, s in zip(region, spatial))
         shape = tuple(r.stop - r.start for r in region)
         out = np.empty((self.num_classes, *shape), np.float32)
-        for local in chunk_boxes(shape, self.dim, self.config.chunk):
+        for local in chunk_boxes(shape, self.dim, self.config, len(normalized)):
             box = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, local))
             features = _chunk_features(normalized, box, self.dim, self.config)
             chunk_shape = features.shape[:-1]
@@ -169,6 +176,19 @@ class PixelClassifier:
         return cls(features, labels, dim=dim, num_classes=num_classes, config=config)
 
 
+def feature_map(normalized: np.ndarray, dim: int, config: PixelClassifierConfig) -> np.ndarray:
+    """``(*spatial, F)`` features of a whole ``(C, *spatial)`` image, chunk by chunk (the same values as
+    :func:`features_at`), for images small enough to hold them all."""
+    spatial = normalized.shape[1:]
+    out: np.ndarray | None = None
+    for box in chunk_boxes(spatial, dim, config, len(normalized)):
+        features = _chunk_features(normalized, box, dim, config)
+        if out is None:
+            out = np.empty((*spatial, features.shape[-1]), np.float32)
+        out[box] = features
+    return out
+
+
 def subsample_painted(annotations: np.ndarray, cap: int, seed: int) -> np.ndarray:
     """Sorted flat indices of painted voxels, at most ``cap`` per class (a seeded choice)."""
     rng = np.random.default_rng(seed)
@@ -185,7 +205,7 @@ def features_at(normalized: np.ndarray, voxels: np.ndarray, dim: int, config: Pi
     spatial = normalized.shape[1:]
     coords = np.unravel_index(voxels, spatial)
     out: np.ndarray | None = None
-    for box in chunk_boxes(spatial, dim, config.chunk):
+    for box in chunk_boxes(spatial, dim, config, len(normalized)):
         inside = np.ones(len(voxels), bool)
         for axis, b in enumerate(box):
             inside &= (coords[axis] >= b.start) & (coords[axis] < b.stop)

@@ -14,10 +14,11 @@ from scipy import ndimage as ndi
 from .holdout import StrokeSplit, held_out_score, split_strokes
 from .inference import predict_normalized
 from .model import BLEND, PIXEL_CLASSIFIER, UNET, Model
-from .pixel_classifier import PixelClassifier, PixelClassifierConfig, features_at, subsample_painted
+from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
 CACHE_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is computed once and kept
+FEATURE_MAP_VOXELS = 4_000_000  # voxels × channels up to which all features are computed once (~0.4 GB)
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 
 
@@ -37,7 +38,12 @@ class Selection:
         model, config = self.model, self.config
         self.split: StrokeSplit = split_strokes(annotations, seed)
         voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
-        features = features_at(self.normalized, voxels, model.dim, config)
+        whole = feature_map(self.normalized, model.dim, config) if self.normalized.size <= FEATURE_MAP_VOXELS else None
+        if whole is not None:  # one pass of features for the fit and the map
+            whole = whole.reshape(-1, whole.shape[-1])
+            features = whole[voxels]
+        else:
+            features = features_at(self.normalized, voxels, model.dim, config)
         labels = annotations.ravel()[voxels]
         training = self.split.training.ravel()[voxels] > 0
         held = np.isin(voxels, self.split.voxels)
@@ -51,6 +57,9 @@ class Selection:
         self.scores[UNET] = self.scores[BLEND] = None
         self.chosen = PIXEL_CLASSIFIER
         self._forest_map: np.ndarray | None = None
+        if whole is not None:
+            spatial = self.normalized.shape[1:]
+            self._forest_map = self.classifier.probabilities_of(whole).reshape(model.num_classes, *spatial)
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""

@@ -36,7 +36,7 @@ def test_chunks_and_regions_give_the_whole_image_result(nuclei_2d):
     image = _normalized(nuclei_2d.image)
     config = PixelClassifierConfig(sigma_max=4.0, trees=20)
     whole = PixelClassifier.fit(image, nuclei_2d.strokes, dim=2, num_classes=2, config=config)
-    chunked_config = PixelClassifierConfig(sigma_max=4.0, trees=20, chunk=40)
+    chunked_config = PixelClassifierConfig(sigma_max=4.0, trees=20, chunk=40, whole_voxels=0)
     chunked = PixelClassifier.fit(image, nuclei_2d.strokes, dim=2, num_classes=2, config=chunked_config)
     expected = whole.probabilities(image)
     np.testing.assert_allclose(chunked.probabilities(image), expected, atol=1e-6)
