@@ -1,5 +1,6 @@
-"""Which mask the user sees: the pixel classifier, the U-Net or their blend, whichever scores best on
-held-out strokes (see :mod:`.holdout`). Used by the trainer; the choice is stored in the model.
+"""Which mask the user sees: the pixel classifier, unless the blend with the U-Net (or the U-Net) clearly
+scores better on held-out strokes (see :mod:`.holdout` and :func:`best_candidate`). Used by the trainer; the
+choice is stored in the model.
 
 The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
 shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
