@@ -26,6 +26,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -123,7 +124,12 @@ def run_image(entry: dict, budgets: Sequence[str], args, settings: dict, zero_mo
             log = row["unet"][budget]
             print(
                 f"{item.id} {item.kind:6s} seed {seed} {budget}: "
-                + (log["error"] if "error" in log else f"IoU {log['iou']:.3f} (forest {row['forest']['iou']:.3f})"),
+                + (
+                    log["error"]
+                    if "error" in log
+                    else f"IoU {log['iou']:.3f} (forest {row['forest']['iou']:.3f}), "
+                    f"{log['steps']} steps, chosen: {log['history'].get('chosen', 'unet')}"
+                ),
                 file=sys.stderr,
                 flush=True,
             )
@@ -206,6 +212,10 @@ def summarize(rows: list[dict], budgets: Sequence[str], main: str, curve_ids: se
     for budget in budgets:
         method = per_image(rows, "unet", budget)
         summary[f"unet_{budget}"] = {kind or "all": compare(method, forest, kind) for kind in groups}
+        for kind in groups:  # which model train returned (its history's "chosen"), counted over runs
+            runs = [r["unet"][budget] for r in rows if budget in r["unet"] and kind in (None, r["kind"])]
+            chosen = Counter(str(run.get("history", {}).get("chosen", "unet")) for run in runs if "error" not in run)
+            summary[f"unet_{budget}"][kind or "all"]["chosen"] = dict(chosen)
         if budget == main and len(budgets) > 1 and set(method) - curve_ids:
             method = {i: scores for i, scores in method.items() if i in curve_ids}
             summary[f"unet_{budget}_curve"] = {kind or "all": compare(method, forest, kind) for kind in groups}
