@@ -191,7 +191,7 @@ def test_closing_the_viewer_mid_training_ends_the_worker(make_napari_viewer, qtb
         viewer.close()
 
 
-def test_3d_sample_trains_a_3d_model_with_previews_on_the_current_plane(make_napari_viewer, qtbot):
+def test_3d_sample_trains_a_3d_model_with_a_first_preview_of_the_whole_volume(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-unet", "nuclei_3d")
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
@@ -202,7 +202,7 @@ def test_3d_sample_trains_a_3d_model_with_previews_on_the_current_plane(make_nap
         prediction = viewer.layers["nuclei 3D prediction"]
         assert tuple(prediction.scale) == (2.0, 1.0, 1.0)
         written = np.flatnonzero(prediction.data.reshape(48, -1).any(1))
-        assert 30 in written and written.min() >= 30 - 8 and written.max() <= 30 + 8  # the plane on screen first
+        assert len(written) == 48  # first, at once: the pixel classifier's mask of the whole volume
         _stop(qtbot, widget)
         assert widget.model.dim == 3
     finally:
