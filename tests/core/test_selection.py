@@ -122,13 +122,15 @@ def test_block_wise_prediction_gives_the_whole_image_result(trained, tmp_path, c
         np.testing.assert_array_equal(written, expected)
 
 
-def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d):
+def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d, tmp_path):
     strokes = np.zeros_like(nuclei_2d.strokes)
     strokes[5:8, 5:60] = 1
     strokes[nuclei_2d.strokes == 2] = 2
-    tuned = train(nuclei_2d.image, strokes, init=trained, steps=2, time_budget=None, **TINY)
+    trained.save(tmp_path / "start")  # init= with the object would fine-tune the shared fixture in place
+    tuned = train(nuclei_2d.image, strokes, init=tmp_path / "start", steps=2, time_budget=None, **TINY)
     labels = tuned.pixel_classifier.labels
     assert (labels == 1).sum() == (strokes == 1).sum() and (labels == 2).sum() == (strokes == 2).sum()
+    assert tuned.config.selection["held_out_accuracy"][UNET] is not None  # a trained start is scored at once
 
 
 def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_2d, trained, monkeypatch):
