@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--init",
         help="start from: a model directory, a bioimage.io .zip napari-unet exported, or a pretrained name "
-        "(nuclei-2d, nuclei-3d)",
+        "(nuclei-2d, nuclei-3d, nuclei-2d-dsb: real nuclei of every kind, RGB too)",
     )
     _add_device(train)
     train.add_argument("--seed", type=int, help="random seed")

@@ -296,8 +296,20 @@ def test_train_from_a_pretrained_name(files, capsys):
     history = read_model_history(files / "tuned")
     assert len(history) > 1  # the pretraining rounds, then this run
     assert _train(files, "--model", files / "other", "--init", "nuclei-9d", "--steps", 1) == 2
-    assert "pretrained name (nuclei-2d, nuclei-3d)" in capsys.readouterr().err
+    assert "pretrained name (nuclei-2d, nuclei-3d, nuclei-2d-dsb)" in capsys.readouterr().err
     assert not (files / "other").exists()
+
+
+def test_rgb_image_fine_tunes_and_predicts_from_the_real_data_start(files, nuclei_2d, capsys):
+    rgb = np.stack([nuclei_2d.image] * 3, axis=-1)
+    tifffile.imwrite(files / "rgb.tif", rgb)
+    image = ["--image", str(files / "rgb.tif"), "--channel-axis", "2", "--device", "cpu"]
+    tuned, out = str(files / "tuned"), files / "masks.tif"
+    labels = ["--labels", str(files / "strokes.tif")]
+    code = main(["train", *image, *labels, "--model", tuned, "--init", "nuclei-2d-dsb", "--steps", "1"])
+    assert code == 0, capsys.readouterr().err
+    assert main(["predict", *image, "--model", tuned, "--out", str(out)]) == 0, capsys.readouterr().err
+    assert tifffile.imread(out).shape == nuclei_2d.image.shape
 
 
 def read_model_history(path):

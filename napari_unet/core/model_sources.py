@@ -12,6 +12,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 PRETRAINED = {
     "nuclei-2d": "2D fluorescent nuclei, pretrained on varied synthetic images (scripts/pretrain.py)",
     "nuclei-3d": "3D fluorescent nuclei, pretrained on varied synthetic volumes (scripts/pretrain.py)",
+    "nuclei-2d-dsb": "2D nuclei in fluorescence, stained tissue (RGB) and brightfield, pretrained on real images "
+    "(2018 Data Science Bowl train split; scripts/pretrain.py --data)",
 }
 
 

@@ -15,7 +15,7 @@ from napari_unet.core.synthetic import Style, synthetic_nuclei
 @pytest.mark.parametrize("name", list(PRETRAINED))
 def test_shipped_models_load_with_their_recipe_in_the_card(name):
     model = open_model(name)
-    assert model.dim == int(name[-2]) and model.in_channels == 1
+    assert model.dim == int(name.split("-")[1][0]) and model.in_channels == 1
     assert model.config.class_names == ["background", "nucleus"]
     runs = model.config.history
     assert len(runs) >= 4 and all("scripts/pretrain.py" in run["image"]["name"] for run in runs)
@@ -51,3 +51,14 @@ def test_pretrained_3d_segments_the_sample_volume_without_strokes(nuclei_3d):
     labels = predict("nuclei-3d", nuclei_3d.image, device="cpu").labels
     assert foreground_iou(labels == 2, nuclei_3d.instances > 0) > 0.6
     assert np.isin(labels, [1, 2]).all()
+
+
+def test_real_data_start_takes_rgb_by_its_recorded_reduction_and_says_where_it_comes_from(nuclei_2d):
+    model = open_model("nuclei-2d-dsb")
+    assert model.config.normalization.rgb_weights is not None and model.accepts_channels(3)
+    card = (pretrained_path("nuclei-2d-dsb") / "MODEL_CARD.md").read_text()
+    assert all(word in card for word in ("Data Science Bowl", "CC0", "Caicedo", "--data", "RGB images"))
+    rgb = np.stack([nuclei_2d.image] * 3, axis=-1)  # grey saved as RGB: the same mask as the grey image
+    from_rgb = predict(model, rgb, channel_axis=-1, device="cpu").labels
+    assert (from_rgb == predict(model, nuclei_2d.image, device="cpu").labels).mean() > 0.999
+    assert foreground_iou(from_rgb == 2, nuclei_2d.instances > 0) > 0.6
