@@ -112,7 +112,7 @@ def check_share(value, name: str) -> float:
 def check_stop(steps, time_budget) -> None:
     """At least one stop condition: ``steps`` (a whole number ≥ 1) or ``time_budget`` (seconds, finite, > 0)."""
     if steps is None and time_budget is None:
-        raise UserInputError("give steps (--steps) or a time budget (--time-budget), or training would never stop")
+        raise UserInputError("give steps or time_budget (--steps, --time-budget), or training would never stop")
     if steps is not None:
         check_count(steps, "steps (--steps)")
     if time_budget is not None:
