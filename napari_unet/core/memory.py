@@ -1,8 +1,8 @@
 """How many patches (training) or tiles (prediction) fit in the free memory of a device.
 
-Rough but safe-side estimates, measured on CPU in float32 with the default networks
-(docs/reliability.md): one training patch takes about 25 floats per voxel per base channel
-(activations, their gradients, the augmented batch), one tile in prediction about 6.
+Rough but safe-side estimates, measured on CPU in float32 with the default networks (peak resident
+memory at two batch sizes): one training patch takes about 25 (2D) to 30 (3D) floats per voxel per base
+channel (activations, their gradients, the augmented batch), one tile in prediction about 6 (2D) or 2 (3D).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import torch
 
 from .network import NetworkConfig
 
-TRAINING_FLOATS = 32  # per voxel and base channel, for one training patch (measured: 25 in 2D and 3D)
-PREDICTION_FLOATS = 8  # per voxel and base channel, for one tile in prediction (measured: 6)
+TRAINING_FLOATS = 32  # per voxel and base channel, for one training patch (measured: 25 in 2D, 30 in 3D)
+PREDICTION_FLOATS = 8  # per voxel and base channel, for one tile in prediction (measured: 6 in 2D, 2 in 3D)
 HOST_FLOATS = 16  # per voxel and input channel, for sampling and augmenting one patch in host memory
 
 
