@@ -21,6 +21,7 @@ import numpy as np
 CLASSIFIER_FILE = "pixel_classifier.npz"
 GAUSSIAN_TRUNCATE = 4.0  # scikit-image's default: the Gaussian kernels reach 4 σ
 DERIVATIVE_REACH = 2  # voxels the Sobel and Hessian finite differences add on top of the Gaussian
+MIN_EDGE = 3  # voxels per axis the finite differences need: thinner images are padded (edge values), then cropped
 
 
 @dataclass
@@ -54,8 +55,13 @@ def compute_features(normalized: np.ndarray, config: PixelClassifierConfig) -> n
     """``(C, *spatial)`` normalised image → ``(*spatial, F)`` float32 features (all channels together)."""
     from skimage.feature import multiscale_basic_features
 
+    spatial = normalized.shape[1:]
+    image = np.moveaxis(np.asarray(normalized, np.float32), 0, -1)
+    short = [max(0, MIN_EDGE - size) for size in spatial]
+    if any(short):
+        image = np.pad(image, [(0, pad) for pad in short] + [(0, 0)], mode="edge")
     features = multiscale_basic_features(
-        np.moveaxis(np.asarray(normalized, np.float32), 0, -1),
+        image,
         intensity=True,
         edges=True,
         texture=True,
@@ -63,7 +69,7 @@ def compute_features(normalized: np.ndarray, config: PixelClassifierConfig) -> n
         sigma_max=config.sigma_max,
         channel_axis=-1,
     )
-    return features.astype(np.float32, copy=False)
+    return features[tuple(slice(0, size) for size in spatial)].astype(np.float32, copy=False)
 
 
 def chunk_boxes(
