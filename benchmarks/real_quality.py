@@ -42,6 +42,7 @@ from real_images import DATA, KINDS, StrokeProtocol, load_image, load_index, sel
 from napari_unet.core.api import load_model, predict, train
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
+from napari_unet.core.model import UNET, Model
 
 METRICS = ("iou", "f1", "f1_split")
 LOSS_MARGIN = 0.02  # an image counts as lost to the forest below its IoU minus this
@@ -68,11 +69,17 @@ def train_and_score(image, strokes, truth, budget: str, seed: int, args, setting
     started = time.perf_counter()
     mask = predict(model, image, channel_axis=channel_axis, device=args.device).labels
     predict_seconds = time.perf_counter() - started
+    network_mask = (
+        mask
+        if model.chosen == UNET
+        else predict(Model(model.network, model.config), image, channel_axis=channel_axis, device=args.device).labels
+    )
     last = {
         k: v for k, v in model.config.history[-1].items() if k not in ("date", "image", "versions", "painted_voxels")
     }
     return {
         **score(mask, truth),
+        "network": score(network_mask, truth),  # the U-Net's own mask, whichever candidate train returned
         "steps": last.get("steps"),
         "train_seconds": round(train_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
@@ -151,14 +158,17 @@ def budget_arguments(budget: str) -> dict:
     return {"time_budget": float(budget.removesuffix("s"))}
 
 
-def per_image(rows: list[dict], method: str, budget: str | None = None) -> dict[str, dict]:
+def per_image(rows: list[dict], method: str, budget: str | None = None, part: str | None = None) -> dict[str, dict]:
     """Scores of one method averaged over seeds per image: ``{id: {kind, iou, f1, f1_split, steps}}``;
-    an image where the method failed (refused the input) on any seed is ``{kind, error}``."""
+    an image where the method failed (refused the input) on any seed is ``{kind, error}``. ``part``
+    picks a nested result (``"network"``: the U-Net's own mask)."""
     grouped: dict[str, list[dict]] = {}
     for row in rows:
         result = row[method] if budget is None else row[method].get(budget)
         if result is None:
             continue
+        if part is not None and "error" not in result:
+            result = {**result[part], "steps": result.get("steps")}
         grouped.setdefault(row["image"], []).append({**result, "kind": row["kind"]})
     images = {}
     for image, results in grouped.items():
@@ -216,6 +226,8 @@ def summarize(rows: list[dict], budgets: Sequence[str], main: str, curve_ids: se
             runs = [r["unet"][budget] for r in rows if budget in r["unet"] and kind in (None, r["kind"])]
             chosen = Counter(str(run.get("history", {}).get("chosen", "unet")) for run in runs if "error" not in run)
             summary[f"unet_{budget}"][kind or "all"]["chosen"] = dict(chosen)
+        network = per_image(rows, "unet", budget, part="network")
+        summary[f"network_{budget}"] = {kind or "all": compare(network, forest, kind) for kind in groups}
         if budget == main and len(budgets) > 1 and set(method) - curve_ids:
             method = {i: scores for i, scores in method.items() if i in curve_ids}
             summary[f"unet_{budget}_curve"] = {kind or "all": compare(method, forest, kind) for kind in groups}
@@ -309,17 +321,17 @@ def environment(args) -> dict:
 
 
 def print_tables(report: dict, file=sys.stderr) -> None:
-    header = f"{'':14s}{'kind':7s}{'n':>3s} {'IoU':>6s} {'forest':>6s} {'Δ':>6s}  {'CC F1':>6s} {'forest':>6s}"
+    header = f"{'':20s}{'kind':7s}{'n':>3s} {'IoU':>6s} {'forest':>6s} {'Δ':>6s}  {'CC F1':>6s} {'forest':>6s}"
     header += f" {'Δ':>6s}  {'inst F1':>7s} {'forest':>6s}  {'win':>4s} {'lost':>4s}  worst image (IoU)"
     print(header, file=file)
     for name, table in report["summary"].items():
         for kind, row in table.items():
             if not row.get("images"):
-                print(f"{name:14s}{kind:7s}  0 images ({row.get('failed', 0)} refused)", file=file)
+                print(f"{name:20s}{kind:7s}  0 images ({row.get('failed', 0)} refused)", file=file)
                 continue
             mean, peer, delta = row["mean"], row["forest_mean"], row["delta"]
             print(
-                f"{name:14s}{kind:7s}{row['images']:3d} {mean['iou']:6.3f} {peer['iou']:6.3f} {delta['iou']:+6.3f}"
+                f"{name:20s}{kind:7s}{row['images']:3d} {mean['iou']:6.3f} {peer['iou']:6.3f} {delta['iou']:+6.3f}"
                 f"  {mean['f1']:6.3f} {peer['f1']:6.3f} {delta['f1']:+6.3f}  {mean['f1_split']:7.3f}"
                 f" {peer['f1_split']:6.3f}  {row['win_rate']:4.2f} {row['lost_share']:4.2f}"
                 f"  {row['worst_image']['id']} ({row['worst_image']['iou']:.3f})",
