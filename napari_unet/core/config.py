@@ -43,13 +43,14 @@ class NormalizationConfig:
 class TrainConfig:
     """Settings of one training run; ``steps`` and ``time_budget`` (seconds) both stop it.
 
-    ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0 turns it
-    off); ``region_weight`` the region term, scaled down to 0 when the painted classes do not
-    differ in brightness (see :mod:`.region_prior`). ``batch_size`` None means the default for the
-    model (8 patches in 2D, 4 in 3D). With ``augment``, every batch is flipped and rotated, elastically
-    deformed with ``elastic_probability``, and each patch gets random contrast, brightness and noise with
-    ``intensity_probability`` (default 0: the fastest fit to the painted image; 1 for a model meant for
-    images that look different, see docs/benchmarks.md).
+    ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0, the default,
+    turns it off: on real images it made the U-Net flood the background, docs/benchmarks.md);
+    ``region_weight`` the region term, scaled down to 0 when the painted classes do not differ in
+    brightness or the image has several channels (see :mod:`.region_prior`). ``batch_size`` None
+    means the default for the model (8 patches in 2D, 4 in 3D). With ``augment``, every batch is
+    flipped and rotated, elastically deformed with ``elastic_probability``, and each patch gets random
+    contrast, brightness and noise with ``intensity_probability`` (default 0: the fastest fit to the
+    painted image; 1 for a model meant for images that look different, see docs/benchmarks.md).
     """
 
     steps: int | None = None
@@ -61,7 +62,7 @@ class TrainConfig:
     augment: bool = True
     elastic_probability: float = 0.25
     intensity_probability: float = 0.0
-    smoothness_weight: float = 3.0
+    smoothness_weight: float = 0.0  # 3 until 2026-12-01: it flooded real images (docs/benchmarks.md)
     smoothness_sigma: float = 0.05
     region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness
     seed: int | None = None

@@ -5,7 +5,9 @@ each neighbourhood. That is true of fluorescent nuclei against their background,
 boundaries on the image's edges where strokes do not reach; it is false where classes differ by
 texture or shape alone.
 The strokes tell which case this is: if a brightness threshold separates every pair of painted
-classes well (in some channel), the term gets its full weight; if not, none.
+classes well (in some channel), the term gets its full weight; if not, none. Images with several
+channels (stained tissue in RGB) never get it: there the strokes separate well, yet the term drew
+the U-Net over the background and cost 0.16 foreground IoU on real dev images (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -38,8 +40,11 @@ def brightness_separation(image: np.ndarray, voxels_by_class: dict[int, np.ndarr
     return worst
 
 
-def scaled_region_weight(separation: float, weight: float) -> float:
-    """``weight`` scaled by the brightness separation: 0 up to ``NONE_AT``, full from ``FULL_AT``."""
+def scaled_region_weight(separation: float, weight: float, channels: int = 1) -> float:
+    """``weight`` scaled by the brightness separation: 0 up to ``NONE_AT``, full from ``FULL_AT``;
+    0 for an image of more than one channel."""
+    if channels > 1:
+        return 0.0
     return weight * float(np.clip((separation - NONE_AT) / (FULL_AT - NONE_AT), 0.0, 1.0))
 
 

@@ -186,7 +186,9 @@ class _Run:
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
         self.separation = brightness_separation(self.normalized, self.sampler.voxels_by_class)
-        self.region_weight = scaled_region_weight(self.separation, self.settings.region_weight)
+        self.region_weight = scaled_region_weight(
+            self.separation, self.settings.region_weight, self.normalized.shape[0]
+        )
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()

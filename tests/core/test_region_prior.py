@@ -102,3 +102,11 @@ def test_training_uses_the_region_term_only_when_strokes_differ_in_brightness(nu
     model = train(texture, strokes, steps=1, seed=0)
     run = model.config.history[-1]
     assert run["brightness_separation"] < 0.5 and run["region_weight"] == 0.0
+
+
+def test_training_leaves_the_region_term_out_on_images_of_several_channels(nuclei_2d):
+    rgb = np.stack([nuclei_2d.image, nuclei_2d.image * 0.5, 255 - nuclei_2d.image], axis=-1)
+    model = train(rgb, nuclei_2d.strokes, channel_axis=-1, steps=1, seed=0)
+    run = model.config.history[-1]
+    assert run["brightness_separation"] > 0.9 and run["region_weight"] == 0.0
+    assert scaled_region_weight(1.0, 2.0, channels=3) == 0.0 < scaled_region_weight(1.0, 2.0, channels=1)
