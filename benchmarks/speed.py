@@ -145,8 +145,9 @@ def training_case(dim: int, device: torch.device, precision: str, steps: int) ->
     from napari_unet.core.api import prepare_model
     from napari_unet.core.config import TrainConfig
     from napari_unet.core.losses import sparse_loss
+    from napari_unet.core.patch_plan import default_batch_size, default_patch_size
     from napari_unet.core.precision import autocast, resolve_precision
-    from napari_unet.core.training import default_batch_size, default_patch_size, train_steps
+    from napari_unet.core.training import train_steps
     from napari_unet.sample_data import nuclei_sample
 
     sample = nuclei_sample(dim)

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels
 
+    from .core.messages import Report
     from .core.model import Model
-    from .core.training import Report
 
 FIRST_PREVIEW_S = 1.5
 PREVIEW_INTERVAL_S = 1.0
@@ -139,7 +139,7 @@ class LiveSession:
             self._send_strokes()
             self.last_stroke_sync = now
         if not self.preview_pending and now - self.last_preview >= PREVIEW_INTERVAL_S:
-            from .core.training import PreviewRequest
+            from .core.messages import PreviewRequest
 
             self.job.send(PreviewRequest(self._next_region()))
             self.preview_pending, self.last_preview = True, now
@@ -205,7 +205,7 @@ class LiveSession:
 
     def _send_strokes(self) -> None:
         from .core.errors import UserInputError
-        from .core.training import NewAnnotations
+        from .core.messages import NewAnnotations
         from .core.validation import check_annotations
 
         self.strokes_dirty = False

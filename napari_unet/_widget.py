@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
     from ._live import LiveSession
     from .core.io import ImageData
+    from .core.messages import Report
     from .core.model import Model
-    from .core.training import Report
 
 
 def _abort_all(running: dict) -> None:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from .core.messages import Message, Report
     from .core.model import Model
-    from .core.training import Message, Report
 
 
 class TrainingFailed(Exception):
@@ -65,7 +65,7 @@ class TrainingJob:
 
     def stop(self) -> None:
         """Ask the trainer to finish after the current step and return its model."""
-        from .core.training import StopTraining
+        from .core.messages import StopTraining
 
         self.send(StopTraining())
 

@@ -14,10 +14,12 @@ from .errors import UserInputError
 from .inference import Prediction
 from .inference import predict as _predict
 from .memory import items_that_fit
+from .messages import Report
 from .model import Model
 from .model_sources import open_model
+from .patch_plan import default_batch_size, default_patch_size
 from .precision import check_precision
-from .training import Report, default_batch_size, default_patch_size, train_steps
+from .training import train_steps
 from .validation import (
     as_channels_first,
     check_annotations,

@@ -13,7 +13,6 @@ import time
 import warnings
 from collections.abc import Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,7 +24,9 @@ from .devices import resolve_device
 from .errors import UserInputError
 from .inference import labels_from_probabilities, predict_normalized
 from .losses import sparse_loss
-from .model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
+from .model import BLEND, PIXEL_CLASSIFIER, Model
+from .patch_plan import default_batch_size, default_patch_size, region_block
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from .region_prior import brightness_separation, scaled_region_weight
 from .sampling import PatchSampler
@@ -37,85 +38,10 @@ FINAL_LR_FRACTION = 0.05
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
-REGION_BLOCK = 8  # voxels along the finest axis of the boxes the region term takes class means over
 SCORE_INTERVAL_S = 2.0  # the U-Net is scored on the held-out strokes at most this often...
 SCORE_SHARE = 0.1  # ...and with at most this share of the time
 MIN_SCORED_UPDATES = 100  # a new U-Net with fewer updates is not scored (nor shown): early ones won on held-out
 # strokes yet drew worse masks than the forest (docs/benchmarks.md); a trained start (init=) is scored at once
-
-
-@dataclass
-class Preview:
-    """Predicted labels (annotation values) of ``region`` (spatial slices) of the training image."""
-
-    region: tuple[slice, ...]
-    labels: np.ndarray
-
-
-@dataclass
-class Report:
-    """What the trainer tells after each step (step 0: the pixel classifier is ready, before any U-Net
-    step). ``showing``: the candidate previews come from (see :mod:`.selection`); ``held_out_score``:
-    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out)."""
-
-    step: int
-    loss: float
-    elapsed: float
-    steps_per_second: float
-    learning_rate: float
-    device: str
-    preview: Preview | None = None
-    showing: str = UNET
-    held_out_score: float | None = None
-
-
-@dataclass
-class NewAnnotations:
-    """Send this to replace the strokes the trainer samples from (same shape as before)."""
-
-    annotations: np.ndarray
-
-
-@dataclass
-class PreviewRequest:
-    """Send this to get the prediction of ``region`` (None: whole image) with the next report."""
-
-    region: tuple[slice, ...] | None = None
-
-
-@dataclass
-class StopTraining:
-    """Send this to end training after the current step; the generator then returns the model."""
-
-
-Message = NewAnnotations | PreviewRequest | StopTraining
-
-
-def _voxels_for_length(model: Model, finest_voxels: int, minimum: int) -> list[int]:
-    """Per axis of a 3D model, the voxels spanning the physical length of ``finest_voxels`` along
-    its finest axis (fewer along coarse axes), at least ``minimum``."""
-    spacing = np.asarray(model.config.spacing or [1.0, 1.0, 1.0])
-    return [int(max(minimum, round(finest_voxels * spacing.min() / s))) for s in spacing]
-
-
-def default_patch_size(model: Model, spatial: Sequence[int]) -> tuple[int, ...]:
-    """Small patches, many of them: 64² in 2D; in 3D 32 units of the finest axis, fewer voxels along
-    coarse axes. With sparse strokes, more patches per step beat more context per patch."""
-    patch = [1] * (len(spatial) - 2) + [64, 64] if model.dim == 2 else _voxels_for_length(model, 32, minimum=8)
-    return tuple(min(p, s) for p, s in zip(patch, spatial))
-
-
-def region_block(model: Model) -> tuple[int, ...]:
-    """The boxes over which the region term (:func:`.losses.region_fit`) takes its class means:
-    ``REGION_BLOCK`` voxels along the finest axis, fewer along coarser ones (same physical size)."""
-    if model.dim == 2:
-        return (REGION_BLOCK, REGION_BLOCK)
-    return tuple(_voxels_for_length(model, REGION_BLOCK, minimum=1))
-
-
-def default_batch_size(model: Model) -> int:
-    """8 patches in 2D, 4 in 3D: with sparse strokes, more (smaller) steps beat bigger batches in 3D."""
-    return 8 if model.dim == 2 else 4
 
 
 def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:

@@ -6,8 +6,9 @@ import pytest
 from napari_unet.core.api import predict, prepare_model, train
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
+from napari_unet.core.messages import NewAnnotations, PreviewRequest, Report
 from napari_unet.core.metrics import foreground_iou
-from napari_unet.core.training import NewAnnotations, PreviewRequest, Report, train_steps
+from napari_unet.core.training import train_steps
 
 FAST = {"batch_size": 2, "patch_size": None, "device": "cpu", "seed": 0}
 
