@@ -23,3 +23,13 @@ def nuclei_3d():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture
+def files(tmp_path, nuclei_2d):
+    """A folder with the 2D sample as ``image.tif`` and its strokes as ``strokes.tif`` (command-line tests)."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "image.tif", nuclei_2d.image)
+    tifffile.imwrite(tmp_path / "strokes.tif", nuclei_2d.strokes)
+    return tmp_path

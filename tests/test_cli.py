@@ -3,37 +3,18 @@
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-import zarr
+from cli_helpers import run_train, snapshot
 
 from napari_unet import load_model
 from napari_unet.cli import main
 from napari_unet.core.io import read_image
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "napari-unet"
-
-
-@pytest.fixture
-def files(tmp_path, nuclei_2d):
-    tifffile.imwrite(tmp_path / "image.tif", nuclei_2d.image)
-    tifffile.imwrite(tmp_path / "strokes.tif", nuclei_2d.strokes)
-    return tmp_path
-
-
-def _train(files, *extra):
-    """``napari-unet train`` on the fixture files, with ``extra`` arguments; returns the exit code."""
-    return main(
-        ["train", "--image", str(files / "image.tif"), "--labels", str(files / "strokes.tif"), *map(str, extra)]
-    )
-
-
-def _snapshot(folder):
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def test_train_then_predict_with_the_console_script(files):
@@ -81,7 +62,7 @@ def test_train_then_predict_with_the_console_script(files):
 def test_predict_on_a_dask_cluster_matches_the_local_run(files):
     from distributed import LocalCluster
 
-    assert _train(files, "--model", files / "m", "--steps", 3, "--seed", 0) == 0
+    assert run_train(files, "--model", files / "m", "--steps", 3, "--seed", 0) == 0
     predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
     assert main([*predict, "--out", str(files / "local.zarr")]) == 0
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
@@ -98,19 +79,19 @@ def test_predict_on_a_dask_cluster_matches_the_local_run(files):
     ],
 )
 def test_bad_out_of_core_options_exit_2_and_write_nothing(files, capsys, extra, message):
-    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    assert run_train(files, "--model", files / "m", "--steps", 1) == 0
     capsys.readouterr()
-    before = _snapshot(files)
+    before = snapshot(files)
     extra = [str(files / a) if a.startswith("out") else a for a in extra]
     code = main(["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), *extra])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert _snapshot(files) == before
+    assert snapshot(files) == before
 
 
 def test_fine_tune_from_a_model(files):
-    assert _train(files, "--steps", 2, "--model", files / "a") == 0
-    assert _train(files, "--steps", 2, "--model", files / "b", "--init", files / "a", "--time-budget", 0.5) == 0
+    assert run_train(files, "--steps", 2, "--model", files / "a") == 0
+    assert run_train(files, "--steps", 2, "--model", files / "b", "--init", files / "a", "--time-budget", 0.5) == 0
     assert (files / "b" / "config.json").exists()
 
 
@@ -130,15 +111,15 @@ def _write(path, array):
 )
 def test_bad_strokes_exit_2_and_leave_nothing(files, nuclei_2d, capsys, make_labels, message):
     labels = _write(files / "bad.tif", make_labels(nuclei_2d.strokes))
-    before = _snapshot(files)
+    before = snapshot(files)
     code = main(["train", "--image", str(files / "image.tif"), "--labels", labels, "--model", str(files / "m")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
-    assert _snapshot(files) == before
+    assert snapshot(files) == before
 
 
 def test_missing_files_and_damaged_models_exit_2(files, capsys):
-    before = _snapshot(files)
+    before = snapshot(files)
     assert (
         main(
             [
@@ -157,7 +138,7 @@ def test_missing_files_and_damaged_models_exit_2(files, capsys):
     (files / "fake_model").mkdir()
     (files / "fake_model" / "config.json").write_text("{}")
     (files / "fake_model" / "weights.pt").write_bytes(b"\x80\x04 truncated")
-    before = _snapshot(files)
+    before = snapshot(files)
     assert (
         main(
             [
@@ -173,11 +154,11 @@ def test_missing_files_and_damaged_models_exit_2(files, capsys):
         == 2
     )
     assert "cannot be read" in capsys.readouterr().err
-    assert _snapshot(files) == before
+    assert snapshot(files) == before
 
 
 def test_truncated_weights_exit_2_without_traceback(files):
-    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    assert run_train(files, "--model", files / "m", "--steps", 1) == 0
     weights = files / "m" / "weights.pt"
     weights.write_bytes(weights.read_bytes()[:100])
     done = subprocess.run(
@@ -201,7 +182,7 @@ def test_truncated_weights_exit_2_without_traceback(files):
 
 
 def test_bad_output_path_is_refused_before_predicting(files, capsys):
-    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    assert run_train(files, "--model", files / "m", "--steps", 1) == 0
     code = main(
         [
             "predict",
@@ -225,20 +206,22 @@ def test_demo_runs_headless_and_reports_metrics(tmp_path, capsys):
 
 @pytest.mark.parametrize("option, value", [("--batch-size", 0), ("--intensity-augmentation", 1.5)])
 def test_bad_training_settings_exit_2(files, capsys, option, value):
-    code = _train(files, "--model", files / "m", option, value)
+    code = run_train(files, "--model", files / "m", option, value)
     assert code == 2 and option in capsys.readouterr().err
     assert not (files / "m").exists()
 
 
 def test_intensity_augmentation_is_recorded_in_the_model(files):
-    assert _train(files, "--model", files / "m", "--steps", 2, "--intensity-augmentation", 0.5, "--device", "cpu") == 0
+    assert (
+        run_train(files, "--model", files / "m", "--steps", 2, "--intensity-augmentation", 0.5, "--device", "cpu") == 0
+    )
     assert load_model(files / "m").config.history[-1]["settings"]["intensity_probability"] == 0.5
 
 
 def test_predict_instances_writes_object_ids(files, nuclei_2d):
     from napari_unet.core.metrics import instance_f1
 
-    assert _train(files, "--model", files / "m", "--steps", 40, "--seed", 0, "--device", "cpu") == 0
+    assert run_train(files, "--model", files / "m", "--steps", 40, "--seed", 0, "--device", "cpu") == 0
     predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
     assert main([*predict, "--out", str(files / "objects.tif"), "--instances"]) == 0
     assert main([*predict, "--out", str(files / "objects.zarr"), "--instances"]) == 0
@@ -249,7 +232,7 @@ def test_predict_instances_writes_object_ids(files, nuclei_2d):
 
 
 def test_a_folder_named_labels_is_an_ordinary_output_folder(files):
-    assert _train(files, "--model", files / "m", "--steps", 1) == 0
+    assert run_train(files, "--model", files / "m", "--steps", 1) == 0
     (files / "labels").mkdir()
     predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]
     assert main([*predict, "--out", str(files / "labels" / "mask.tif")]) == 0
@@ -258,7 +241,7 @@ def test_a_folder_named_labels_is_an_ordinary_output_folder(files):
 
 
 def test_export_to_bioimageio_then_predict_and_fine_tune_from_the_package(files, capsys):
-    assert _train(files, "--model", files / "model", "--steps", 2, "--device", "cpu") == 0
+    assert run_train(files, "--model", files / "model", "--steps", 2, "--device", "cpu") == 0
     export = ["export", "--model", str(files / "model"), "--format", "bioimageio", "--out", str(files / "m.zip")]
     assert main([*export, "--image", str(files / "image.tif"), "--author", "Ada"]) == 0
     assert "passed" not in capsys.readouterr().err
@@ -277,25 +260,25 @@ def test_export_to_bioimageio_then_predict_and_fine_tune_from_the_package(files,
     )
     assert predicted == 0
     assert read_image(files / "from_package.tif").data.shape == read_image(files / "image.tif").data.shape
-    assert _train(files, "--model", files / "tuned", "--init", files / "m.zip", "--steps", 1, "--device", "cpu") == 0
+    assert run_train(files, "--model", files / "tuned", "--init", files / "m.zip", "--steps", 1, "--device", "cpu") == 0
 
 
 def test_export_refuses_bad_input_and_writes_nothing(files, capsys):
-    assert _train(files, "--model", files / "model", "--steps", 1, "--device", "cpu") == 0
-    before = _snapshot(files)
+    assert run_train(files, "--model", files / "model", "--steps", 1, "--device", "cpu") == 0
+    before = snapshot(files)
     assert main(["export", "--model", str(files / "model"), "--out", str(files / "m.tar")]) == 2
     assert "must end in .zip" in capsys.readouterr().err
     assert main(["export", "--model", str(files / "nothing"), "--out", str(files / "m.zip")]) == 2
     assert "not found" in capsys.readouterr().err
-    assert _snapshot(files) == before
+    assert snapshot(files) == before
 
 
 def test_train_from_a_pretrained_name(files, capsys):
-    code = _train(files, "--model", files / "tuned", "--init", "nuclei-2d", "--steps", 1, "--device", "cpu")
+    code = run_train(files, "--model", files / "tuned", "--init", "nuclei-2d", "--steps", 1, "--device", "cpu")
     assert code == 0, capsys.readouterr().err
     history = read_model_history(files / "tuned")
     assert len(history) > 1  # the pretraining rounds, then this run
-    assert _train(files, "--model", files / "other", "--init", "nuclei-9d", "--steps", 1) == 2
+    assert run_train(files, "--model", files / "other", "--init", "nuclei-9d", "--steps", 1) == 2
     assert "pretrained name (nuclei-2d, nuclei-3d, nuclei-2d-dsb)" in capsys.readouterr().err
     assert not (files / "other").exists()
 
@@ -313,185 +296,8 @@ def test_rgb_image_fine_tunes_and_predicts_from_the_real_data_start(files, nucle
 
 
 def read_model_history(path):
-    import json
 
     return json.loads((path / "config.json").read_text())["history"]
 
 
 # --- input checks (issue 22): exit 2, one line, no traceback, nothing written ---
-
-
-def _refused(capsys, files, argv, *messages):
-    """Run ``argv``; it must exit 2 with one stderr line holding every message, writing nothing."""
-    before = _snapshot(files)
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    for message in messages:
-        assert message in err, err
-    assert _snapshot(files) == before
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--time-budget", "nan"], "time budget (--time-budget, seconds) must be a finite number above 0, got nan"),
-        (["--time-budget", "inf"], "--time-budget"),
-        (["--time-budget", "-1"], "--time-budget"),
-        (["--steps", "0"], "--steps"),
-        (["--spacing", "-2", "1"], "spacing (--spacing) must be finite voxel sizes above 0"),
-        (["--spacing", "nan", "1"], "--spacing"),
-        (["--spacing", "2", "1", "1"], "one value per spatial axis"),
-        (["--batch-size", "100000"], "--batch-size 100000 does not fit in free memory"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--seed", "-1"], "--seed"),
-        (["--seed", str(2**32)], "--seed"),
-        (["--intensity-augmentation", "nan"], "--intensity-augmentation"),
-        (["--dim", "3"], "a 3D model needs a 3D (ZYX) image"),
-    ],
-)
-def test_bad_numbers_for_train_exit_2_in_one_line(files, capsys, extra, message):
-    _refused(
-        capsys,
-        files,
-        [
-            "train",
-            "--image",
-            files / "image.tif",
-            "--labels",
-            files / "strokes.tif",
-            "--model",
-            files / "m",
-            "--device",
-            "cpu",
-            *extra,
-        ],
-        message,
-    )
-
-
-@pytest.fixture
-def one_channel_model(files, capsys):
-    assert _train(files, "--model", files / "m", "--steps", 1, "--device", "cpu") == 0
-    capsys.readouterr()
-    return files / "m"
-
-
-@pytest.mark.parametrize(
-    ("options", "source"),
-    [
-        ({"imagej": True, "metadata": {"channels": 2}}, "its ImageJ metadata"),
-        ({"ome": True, "metadata": {"axes": "CYX"}}, "its OME-XML"),
-    ],
-)
-def test_a_two_channel_tiff_is_never_read_as_planes(files, nuclei_2d, capsys, one_channel_model, options, source):
-    two = np.stack([nuclei_2d.image, nuclei_2d.image]).astype(np.float32)
-    tifffile.imwrite(files / "two.tif", two, **options)
-    predict = ["predict", "--model", one_channel_model, "--image", files / "two.tif", "--device", "cpu"]
-    _refused(
-        capsys,
-        files,
-        [*predict, "--out", files / "out.tif"],
-        "the model takes 1 channel but the image has 2 (axis 0, from " + source,
-        "2-channel images",
-    )
-    _refused(capsys, files, [*predict, "--out", files / "out.zarr"], "the model takes 1 channel but the image has 2")
-    _refused(capsys, files, [*predict, "--out", files / "out.tif", "--channel-axis", "1"], "contradicts " + source)
-
-
-def test_predict_does_not_advise_options_it_lacks(files, nuclei_3d, capsys, one_channel_model):
-    tifffile.imwrite(files / "volume.tif", nuclei_3d.image, metadata={"axes": "ZYX"})
-    tifffile.imwrite(files / "volume_strokes.tif", nuclei_3d.strokes, metadata={"axes": "ZYX"})
-    train = ["train", "--image", files / "volume.tif", "--labels", files / "volume_strokes.tif", "--device", "cpu"]
-    assert main([str(a) for a in [*train, "--model", files / "m3", "--steps", 1]]) == 0
-    capsys.readouterr()
-    predict = ["predict", "--model", files / "m3", "--image", files / "image.tif", "--out", files / "out.tif"]
-    _refused(capsys, files, predict, "a 3D model needs a 3D (ZYX) image", "use a 2D model")
-    assert "--dim" not in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--overlap", "nan"], "--overlap"),
-        (["--overlap", "1"], "--overlap"),
-        (["--tile-size", "0"], "--tile-size"),
-        (["--batch-size", "0"], "--batch-size"),
-        (["--out-zarr", "--block-size", "0"], "--block-size"),
-    ],
-)
-def test_bad_numbers_for_predict_exit_2_in_one_line(files, capsys, one_channel_model, extra, message):
-    out = files / ("out.zarr" if "--out-zarr" in extra else "out.tif")
-    extra = [a for a in extra if a != "--out-zarr"]
-    predict = ["predict", "--model", one_channel_model, "--image", files / "image.tif", "--out", out]
-    _refused(capsys, files, [*predict, *extra], message)
-
-
-def test_a_config_with_wrong_types_is_refused_before_training(files, capsys, one_channel_model):
-    config = json.loads((one_channel_model / "config.json").read_text())
-    config["history"] = {"steps": 1}  # a hand edit that used to fail only when training had ended
-    (one_channel_model / "config.json").write_text(json.dumps(config))
-    started = time.perf_counter()
-    _refused(
-        capsys,
-        files,
-        [
-            "train",
-            "--image",
-            files / "image.tif",
-            "--labels",
-            files / "strokes.tif",
-            "--model",
-            files / "tuned",
-            "--init",
-            one_channel_model,
-            "--steps",
-            50,
-        ],
-        "config.json cannot be read: history must be a list of objects",
-    )
-    assert time.perf_counter() - started < 20
-
-
-def test_a_missing_pyramid_level_is_one_line_naming_it(files, capsys, one_channel_model, nuclei_2d):
-    root = zarr.open_group(str(files / "img.ome.zarr"), mode="w", zarr_format=2)
-    root.create_array("s1", data=nuclei_2d.image[::2, ::2])
-    axes = [{"name": n, "type": "space"} for n in "yx"]
-    transforms = [{"type": "scale", "scale": [1.0, 1.0]}]
-    datasets = [{"path": p, "coordinateTransformations": transforms} for p in ("s0", "s1")]
-    root.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": datasets}]
-    predict = ["predict", "--model", one_channel_model, "--image", files / "img.ome.zarr", "--device", "cpu"]
-    for out in ("out.tif", "out.zarr"):
-        _refused(capsys, files, [*predict, "--out", files / out], "pyramid level 's0'", "img.ome.zarr")
-
-
-@pytest.mark.parametrize("budget", ["nan", "inf", "0"])
-def test_demo_refuses_a_bad_time_budget_before_making_its_folder(tmp_path, capsys, budget):
-    _refused(capsys, tmp_path, ["demo", "--time-budget", budget, "--out", tmp_path / "demo"], "--time-budget")
-
-
-def test_an_all_nan_image_trains_with_a_one_line_warning(files, capsys, nuclei_2d):
-    tifffile.imwrite(files / "nan.tif", np.full(nuclei_2d.image.shape, np.nan, np.float32))
-    code = main(
-        [
-            "train",
-            "--image",
-            str(files / "nan.tif"),
-            "--labels",
-            str(files / "strokes.tif"),
-            "--model",
-            str(files / "m"),
-            "--steps",
-            "1",
-            "--device",
-            "cpu",
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 0
-    warned = [line for line in err.splitlines() if "warning" in line]
-    assert warned == [
-        "napari-unet: warning: the image holds no finite value (all NaN or infinite): there is "
-        "nothing in it to learn or segment"
-    ]
