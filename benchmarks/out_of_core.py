@@ -103,8 +103,8 @@ def write_speed(side: int, folder: Path) -> dict:
     the pyramid and atomic swap) against plain zarr with the same chunks and codecs."""
     import zarr
 
+    from napari_unet.core.label_writer import write_label_image
     from napari_unet.core.ngff import LabelImageSpec, create_level0, label_chunks, write_pyramid
-    from napari_unet.core.zarr_output import write_label_image
 
     rng = np.random.default_rng(0)
     labels = (rng.random((side, side)) < 0.3).astype(np.uint8) + 1

@@ -25,7 +25,7 @@ _LAZY = {
     "load_model": "napari_unet.core.api",
     "instances_from_labels": "napari_unet.core.postprocess",
     "predict_to_zarr": "napari_unet.core.zarr_output",
-    "write_label_image": "napari_unet.core.zarr_output",
+    "write_label_image": "napari_unet.core.label_writer",
     "Model": "napari_unet.core.model",
     "Prediction": "napari_unet.core.inference",
     "UserInputError": "napari_unet.core.errors",
@@ -48,9 +48,10 @@ if TYPE_CHECKING:
     from .core.api import load_model, predict, train
     from .core.errors import UserInputError
     from .core.inference import Prediction
+    from .core.label_writer import write_label_image
     from .core.model import Model
     from .core.postprocess import instances_from_labels
-    from .core.zarr_output import predict_to_zarr, write_label_image
+    from .core.zarr_output import predict_to_zarr
 
 
 def __getattr__(name: str) -> Any:

@@ -45,8 +45,8 @@ class FileActions:
         import numpy as np
         from napari.qt.threading import create_worker
 
+        from .core.label_writer import write_label_image
         from .core.ownership import LABELS, PREDICTION
-        from .core.zarr_output import write_label_image
 
         layer = self.masks_layer()
         if layer is None:

@@ -73,7 +73,7 @@ def _multiscale(group, name: str, layer_type: str) -> LayerData:
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     """Save a Labels layer (level 0 if multiscale) as an OME-Zarr label image at ``path``."""
-    from .core.zarr_output import write_label_image
+    from .core.label_writer import write_label_image
 
     labels = data[0] if meta.get("multiscale") else data
     written = write_label_image(labels, path, spacing=meta["scale"], translation=meta["translate"])

@@ -125,14 +125,16 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _is_zarr_output(out: str) -> bool:
-    from .core.zarr_output import is_image_labels_path
+    from .core.labels_target import is_image_labels_path
 
     return Path(out).suffix.lower() == ".zarr" or is_image_labels_path(out)
 
 
 def _connect(address: str):
-    from distributed import Client
-
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UserInputError("--scheduler needs dask.distributed: pip install 'napari-unet[distributed]'") from None
     try:
         return Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as error:
@@ -143,9 +145,10 @@ def _connect(address: str):
 
 
 def _predict_out_of_core(args: argparse.Namespace) -> None:
+    from .core.labels_target import LabelsTarget, probabilities_path
     from .core.model_sources import open_model
     from .core.ownership import PREDICTION, check_replaceable
-    from .core.zarr_output import LabelsTarget, predict_to_zarr, probabilities_path
+    from .core.zarr_output import predict_to_zarr
 
     target = LabelsTarget.parse(args.out)
     for path in [target.root, probabilities_path(target.root)] if args.probabilities else [target.root]:
@@ -181,10 +184,10 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from .core.inference import check_image_for_model
     from .core.io import check_output_path, read_image, write_array
+    from .core.labels_target import probabilities_path
     from .core.model_sources import open_model
     from .core.ownership import PREDICTION, check_replaceable
     from .core.validation import check_count, check_tiling
-    from .core.zarr_output import probabilities_path
 
     check_tiling(args.tile_size, args.overlap, args.batch_size)
     if args.block_size is not None:

@@ -25,11 +25,11 @@ import zarr
 from napari_unet.cli import main
 from napari_unet.core.api import train
 from napari_unet.core.io import write_array
+from napari_unet.core.label_writer import write_label_image
 from napari_unet.core.model import Model
 from napari_unet.core.model_sources import pretrained_path
 from napari_unet.core.session import save_session
 from napari_unet.core.synthetic import synthetic_nuclei
-from napari_unet.core.zarr_output import write_label_image
 
 
 def write_ome_image(path: Path, data: np.ndarray) -> None:

@@ -382,7 +382,7 @@ def _field_message(error) -> str:
 
 
 def _sample_image(model: Model) -> np.ndarray:
-    from ..sample_data import nuclei_sample
+    from .synthetic import nuclei_sample
 
     sample = nuclei_sample(model.dim).image
     return np.repeat(sample[None], model.in_channels, axis=0)

@@ -9,6 +9,7 @@ import numpy as np
 
 from .blockwise import BlockPlan, return_freed_memory, with_halo
 from .postprocess import instances_from_labels
+from .voxels import finest_lengths
 
 JOIN_FRACTION = 0.5  # share of each other's voxels two ids must cover in a shared zone to be one object
 VOLUME_BLOCK = 192  # block edge for objects in a volume, in units of the finest voxel size
@@ -22,9 +23,7 @@ def instance_block_shape(
     ``VOLUME_BLOCK`` units of the finest voxel size per axis."""
     if all(b >= 2 * h for b, h in zip(block_shape, halo)):
         return tuple(block_shape)
-    spacing = list(spacing or [1.0] * len(block_shape))
-    finest = min(spacing)
-    return tuple(max(2 * h, round(VOLUME_BLOCK * finest / s)) for h, s in zip(halo, spacing))
+    return finest_lengths(VOLUME_BLOCK, spacing, len(block_shape), minimum=[2 * h for h in halo])
 
 
 def instances_to_array(

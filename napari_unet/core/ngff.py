@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .errors import UserInputError
-from .ownership import MARKER, zarr_mark
+from .ownership import MARKER, PREDICTION, zarr_mark
 
 VERSIONS = ("0.4", "0.5")
 MIN_LEVEL_SIZE = 256  # stop the pyramid once the largest axis is this small
@@ -193,6 +195,25 @@ def create_level0(root: Path, spec: LabelImageSpec, chunks: tuple[int, ...] | No
     group = zarr.open_group(str(root), mode="w", zarr_format=zarr_format(spec.version))
     chunks = chunks or label_chunks(spec.shape)
     return group.create_array("0", shape=spec.shape, chunks=chunks, dtype=spec.dtype, fill_value=0)
+
+
+def create_probabilities_image(root: Path, num_classes: int, spec: LabelImageSpec, chunks: tuple[int, ...]):
+    """Create the OME-Zarr image ``root`` of float32 class probabilities ``(c, *spatial)`` on
+    ``spec``'s grid (one level, NaN until filled) and return its array."""
+    import zarr
+    from ome_zarr.writer import write_multiscales_metadata
+
+    group = zarr.open_group(str(root), mode="w", zarr_format=zarr_format(spec.version))
+    array = group.create_array(
+        "0", shape=(num_classes, *spec.shape), chunks=(1, *chunks), dtype="float32", fill_value=np.nan
+    )
+    translation = [0.0, *spec.translation] if spec.translation else None
+    axes = [{"name": "c", "type": "channel"}, *spec.axes]
+    write_multiscales_metadata(
+        group, [_dataset("0", [1.0, *spec.scale], translation)], fmt=ngff_format(spec.version), axes=axes
+    )
+    group.attrs[MARKER] = zarr_mark(PREDICTION)
+    return array
 
 
 CLASS_COLORS = [(255, 127, 14), (31, 119, 180), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]

@@ -50,7 +50,7 @@ def save_session(
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
-    from .zarr_output import write_label_image
+    from .label_writer import write_label_image
 
     path = Path(path)
     if path.suffix.lower() != ".zarr":

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.draw import line_nd
+from skimage.segmentation import relabel_sequential
+
+SAMPLES = {  # the bundled sample data (napari's sample menu, the demo, bioimage.io test inputs)
+    2: {"shape": (512, 512), "spacing": (1.0, 1.0), "seed": 0},
+    3: {"shape": (48, 128, 128), "spacing": (2.0, 1.0, 1.0), "seed": 0},
+}
 
 
 @dataclass
@@ -220,9 +227,14 @@ def synthetic_nuclei(
     spacing_arr = np.asarray(spacing if spacing is not None else [1.0] * len(shape), float)
     centres, radii = _place_nuclei(rng, shape, spacing_arr, radius_range, density)
     labels, distance = _rasterise(rng, shape, spacing_arr, centres, radii)
-    from skimage.segmentation import relabel_sequential
-
     labels = relabel_sequential(labels)[0].astype(np.int32)
     image = _render(rng, labels, distance, spacing_arr, style)
     strokes = simulate_strokes(labels, stroke_fraction, seed=seed + 1, spacing=spacing_arr)
     return SyntheticSample(image, labels, strokes, tuple(float(s) for s in spacing_arr))
+
+
+@lru_cache(maxsize=2)
+def nuclei_sample(dim: int = 2) -> SyntheticSample:
+    """The 2D (512×512) or 3D (48×128×128, Z twice as coarse) sample; arrays are shared, copy before editing."""
+    settings = SAMPLES[dim]
+    return synthetic_nuclei(settings["shape"], spacing=settings["spacing"], seed=settings["seed"])

@@ -20,3 +20,26 @@ def test_package_import_is_lazy():
     code = "import sys, napari_unet; print('torch' in sys.modules, 'napari' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_core_imports_nothing_from_outside_core():
+    """The core is a package of its own: no ``napari_unet.X`` import (absolute, or relative ``..``)
+    outside ``napari_unet.core``, so it can move or ship alone."""
+    import ast
+    from pathlib import Path
+
+    import napari_unet.core as core
+
+    outside = []
+    for path in sorted(Path(core.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] if node.level == 0 else ([] if node.level == 1 else [".."])
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name == ".." or (name.startswith("napari_unet") and not name.startswith("napari_unet.core")):
+                    outside.append(f"{path.name}: {name}{node.module or ''}")
+    assert outside == []

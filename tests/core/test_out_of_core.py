@@ -334,7 +334,7 @@ def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d
 
 
 def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
-    from napari_unet.core.zarr_output import write_label_image
+    from napari_unet.core.label_writer import write_label_image
 
     rng = np.random.default_rng(3)
     labels = np.kron(rng.integers(1, 4, (75, 163)), np.ones((16, 16), np.int64)).astype(np.uint8)  # 1200×2608

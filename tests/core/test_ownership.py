@@ -21,11 +21,12 @@ from napari_unet.core.api import train
 from napari_unet.core.atomic import atomic_target, remove_stale_temporaries
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.io import write_array
+from napari_unet.core.label_writer import write_label_image
 from napari_unet.core.model import Model
 from napari_unet.core.ownership import LABELS, MODEL, PREDICTION, SESSION, check_replaceable, written_kind
 from napari_unet.core.rescue import save_or_keep
 from napari_unet.core.session import save_session
-from napari_unet.core.zarr_output import predict_to_zarr, write_label_image
+from napari_unet.core.zarr_output import predict_to_zarr
 
 IMAGE = np.arange(32 * 40, dtype=np.uint16).reshape(32, 40)
 STROKES = np.zeros((32, 40), np.uint8)
