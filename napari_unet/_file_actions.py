@@ -166,7 +166,7 @@ class FileActions:
         from napari.qt.threading import create_worker
 
         from . import _layers
-        from .core.bioimageio_package import export_bioimageio
+        from .core.bioimageio_export import export_bioimageio
 
         if self.model is None:
             self.show_message("train or load a model first")

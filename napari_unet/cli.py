@@ -234,7 +234,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .core.bioimageio_package import export_bioimageio
+    from .core.bioimageio_export import export_bioimageio
     from .core.io import read_image
     from .core.model_sources import open_model
 

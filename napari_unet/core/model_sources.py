@@ -33,7 +33,7 @@ def open_model(source: Model | str | os.PathLike) -> Model:
         return Model.load(pretrained_path(source))
     path = Path(source)
     if path.suffix.lower() == ".zip" and path.is_file():
-        from .bioimageio_package import load_bioimageio
+        from .bioimageio_import import load_bioimageio
 
         return load_bioimageio(path)
     if not path.exists():

@@ -87,14 +87,16 @@ def _package_kind(path: Path) -> str | None:
 
     import yaml
 
+    from .bioimageio_import import CONFIG_KEY, DESCRIPTION_FILES
+
     try:
         with zipfile.ZipFile(path) as package:
-            name = next((n for n in ("rdf.yaml", "bioimageio.yaml") if n in package.namelist()), None)
+            name = next((n for n in DESCRIPTION_FILES if n in package.namelist()), None)
             description = yaml.safe_load(package.read(name)) if name else None
     except Exception:  # not a readable zip or YAML
         return None
     config = description.get("config") if isinstance(description, dict) else None
-    return PACKAGE if isinstance(config, dict) and isinstance(config.get("napari_unet"), dict) else None
+    return PACKAGE if isinstance(config, dict) and isinstance(config.get(CONFIG_KEY), dict) else None
 
 
 def written_kind(path: str | os.PathLike) -> str | None:

@@ -10,14 +10,9 @@ import pytest
 import yaml
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.bioimageio_package import (
-    example_crop,
-    export_bioimageio,
-    load_bioimageio,
-    package_halo,
-    receptive_radius,
-    reference_output,
-)
+from napari_unet.core.bioimageio_export import export_bioimageio
+from napari_unet.core.bioimageio_import import load_bioimageio
+from napari_unet.core.bioimageio_trace import example_crop, package_halo, receptive_radius, reference_output
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.inference import predict_normalized
 from napari_unet.core.model import PIXEL_CLASSIFIER, UNET
