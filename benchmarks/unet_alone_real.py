@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON", help="a TrainConfig field")
+    parser.add_argument("--blend", action="store_true", help="also score the blend of the U-Net and the forest")
     parser.add_argument("--tag", default="")
     parser.add_argument("--out", default="unet-alone.jsonl")
     parser.add_argument("--forest-cache", default="unet-alone-forest.json")
@@ -68,6 +69,14 @@ def main() -> None:
             if model.config.selection:
                 model.config.selection = {**model.config.selection, "chosen": "unet"}
             mask = predict(model, item.image, channel_axis=item.channel_axis, device="cpu").labels == 2
+            blend = {}
+            if args.blend and model.config.selection:
+                model.config.selection = {**model.config.selection, "chosen": "blend"}
+                blended = predict(model, item.image, channel_axis=item.channel_axis, device="cpu").labels == 2
+                blend = {
+                    "blend_iou": round(foreground_iou(blended, truth), 4),
+                    "blend_fg": round(float(blended.mean()), 4),
+                }
             row = {
                 "tag": args.tag,
                 "set": settings,
@@ -79,6 +88,7 @@ def main() -> None:
                 "unet_fg": round(float(mask.mean()), 4),
                 "true_fg": round(float(truth.mean()), 4),
                 "forest_iou": round(cache[key], 4),
+                **blend,
                 "held_out": selection.get("held_out_accuracy"),
                 "train_s": round(seconds, 1),
             }

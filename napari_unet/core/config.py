@@ -65,6 +65,9 @@ class TrainConfig:
     smoothness_weight: float = 0.0  # 3 until 2026-12-01: it flooded real images (docs/benchmarks.md)
     smoothness_sigma: float = 0.05
     region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness
+    pseudo_label_weight: float = 0.0  # the pixel classifier's confident voxels as targets (see .pseudo_labels)
+    pseudo_label_confidence: float = 0.8  # ...where its top class probability is at least this
+    uniform_patch_share: float = 0.0  # share of each batch's patches placed anywhere, not around strokes
     seed: int | None = None
     device: str = "auto"
     precision: str = "auto"  # auto (bf16/fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), fp32, bf16, fp16

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from .pseudo_labels import split_targets
+
 
 def _painted_one_hot(annotations: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(B, K, *spatial)`` float one-hot of the painted class of each voxel, zero where unpainted."""
@@ -137,6 +139,14 @@ def _box_means(values: torch.Tensor, block: Sequence[int]) -> torch.Tensor:
     return F.interpolate(coarse, size=spatial, mode=mode, align_corners=False).reshape(values.shape)
 
 
+def pseudo_label_cross_entropy(logits: torch.Tensor, pseudo: torch.Tensor) -> torch.Tensor:
+    """Plain (not class-balanced) cross-entropy over the voxels with a pseudo-label: they sample the
+    image as it is, so its class shares are kept. ``pseudo`` ``(B, *spatial)``: 0 = none, ``k`` in 1..K."""
+    labelled = (pseudo > 0).float()
+    losses = F.cross_entropy(logits.float(), (pseudo - 1).clamp(min=0), reduction="none")
+    return (losses * labelled).sum() / labelled.sum().clamp(min=1)
+
+
 def sparse_loss(
     logits: torch.Tensor,
     annotations: torch.Tensor,
@@ -145,10 +155,14 @@ def sparse_loss(
     smoothness_sigma: float = 0.1,
     region_weight: float = 0.0,
     region_block: Sequence[int] | None = None,
+    pseudo_label_weight: float = 0.0,
 ) -> torch.Tensor:
     """The training objective: masked cross-entropy + masked soft Dice on painted voxels, plus, when
     ``images`` are given, ``smoothness_weight`` × :func:`edge_aware_smoothness` and
-    ``region_weight`` × :func:`region_fit` (class means over ``region_block`` boxes) over all voxels."""
+    ``region_weight`` × :func:`region_fit` (class means over ``region_block`` boxes) over all voxels.
+    ``annotations`` may carry pseudo-labels (see :mod:`.pseudo_labels`): ``pseudo_label_weight`` ×
+    :func:`pseudo_label_cross_entropy` on them."""
+    annotations, pseudo = split_targets(annotations)
     one_hot = _painted_one_hot(annotations, logits.shape[1])
     probabilities = torch.softmax(logits.float(), dim=1)
     loss = masked_cross_entropy(logits, annotations, one_hot) + masked_soft_dice(
@@ -158,4 +172,6 @@ def sparse_loss(
         loss = loss + smoothness_weight * edge_aware_smoothness(logits, images, smoothness_sigma, probabilities)
     if images is not None and region_weight > 0:
         loss = loss + region_weight * region_fit(probabilities, images, region_block)
+    if pseudo_label_weight > 0:
+        loss = loss + pseudo_label_weight * pseudo_label_cross_entropy(logits, pseudo)
     return loss

@@ -8,15 +8,22 @@ import numpy as np
 
 
 class PatchSampler:
-    """Draws ``(image, annotation)`` patches that always contain a painted voxel.
+    """Draws ``(image, target)`` patches, most of them around a painted voxel.
 
     ``image`` is ``(C, *spatial)`` float32 (normalised), ``annotations`` is ``spatial`` with
     0 = unpainted. Each patch is placed around a voxel of a class drawn uniformly among the
-    painted classes, at a random offset, so every class is seen equally often.
+    painted classes, at a random offset, so every class is seen equally often; a ``uniform_share`` of
+    the patches is placed anywhere in the image instead (so batch statistics see the image as
+    prediction will, not only the neighbourhoods of strokes).
     """
 
     def __init__(
-        self, image: np.ndarray, annotations: np.ndarray, patch_size: Sequence[int], rng: np.random.Generator
+        self,
+        image: np.ndarray,
+        annotations: np.ndarray,
+        patch_size: Sequence[int],
+        rng: np.random.Generator,
+        uniform_share: float = 0.0,
     ) -> None:
         spatial = image.shape[1:]
         if len(patch_size) != len(spatial):
@@ -24,20 +31,19 @@ class PatchSampler:
         self.image = image
         self.patch_size = tuple(min(p, s) for p, s in zip(patch_size, spatial))
         self.rng = rng
+        self.uniform_share = uniform_share
         self.update(annotations)
 
-    def update(self, annotations: np.ndarray) -> None:
-        """Use new strokes from now on (``annotations`` has the image's spatial shape). Safe while
-        another thread samples: the strokes and their index are swapped in as one."""
+    def update(self, annotations: np.ndarray, targets: np.ndarray | None = None) -> None:
+        """Use new strokes from now on (``annotations`` has the image's spatial shape): patches are centred
+        on them and cut from ``targets`` (default: the strokes themselves; see :func:`.pseudo_labels.targets`).
+        Safe while another thread samples: the targets and the strokes' index are swapped in as one."""
         if annotations.shape != self.image.shape[1:]:
             raise ValueError(f"annotations shape {annotations.shape} != image spatial shape {self.image.shape[1:]}")
         flat = np.flatnonzero(annotations)
         values = annotations.ravel()[flat]
-        self._strokes = (annotations, {int(v): flat[values == v] for v in np.unique(values)})
-
-    @property
-    def annotations(self) -> np.ndarray:
-        return self._strokes[0]
+        targets = annotations if targets is None else targets
+        self._strokes = (targets, {int(v): flat[values == v] for v in np.unique(values)})
 
     @property
     def voxels_by_class(self) -> dict[int, np.ndarray]:
@@ -49,15 +55,20 @@ class PatchSampler:
         return sorted(self.voxels_by_class)
 
     def sample(self, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(B, C, *patch)`` float32 images and ``(B, *patch)`` uint8 annotations."""
+        """``(B, C, *patch)`` float32 images and ``(B, *patch)`` uint8 targets; the first
+        ``round(uniform_share × B)`` patches lie anywhere, the others around painted voxels."""
         annotations, voxels_by_class = self._strokes  # one consistent snapshot
         spatial = annotations.shape
         classes = sorted(voxels_by_class)
         images = np.empty((batch_size, self.image.shape[0], *self.patch_size), np.float32)
         targets = np.empty((batch_size, *self.patch_size), np.uint8)
+        anywhere = round(self.uniform_share * batch_size)
         for b in range(batch_size):
-            voxels = voxels_by_class[classes[self.rng.integers(len(classes))]]
-            centre = np.unravel_index(voxels[self.rng.integers(len(voxels))], spatial)
+            if b < anywhere:
+                centre = tuple(int(self.rng.integers(s)) for s in spatial)
+            else:
+                voxels = voxels_by_class[classes[self.rng.integers(len(classes))]]
+                centre = np.unravel_index(voxels[self.rng.integers(len(voxels))], spatial)
             box = []
             for c, p, s in zip(centre, self.patch_size, spatial):
                 start = int(np.clip(c - self.rng.integers(p), 0, s - p))

@@ -26,11 +26,20 @@ MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the 
 class Selection:
     """Candidates, their held-out scores and the current choice for one training image.
 
-    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke.
+    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke. With
+    ``training_map``, the training-share classifier's probabilities of the whole image are kept too
+    (:attr:`training_probabilities`, for pseudo-labels; None for images too big for one feature map).
     """
 
-    def __init__(self, model: Model, normalized: np.ndarray, annotations: np.ndarray, seed: int | None) -> None:
-        self.model, self.normalized = model, normalized
+    def __init__(
+        self,
+        model: Model,
+        normalized: np.ndarray,
+        annotations: np.ndarray,
+        seed: int | None,
+        training_map: bool = False,
+    ) -> None:
+        self.model, self.normalized, self.training_map = model, normalized, training_map
         self.config = PixelClassifierConfig.for_dim(model.dim)
         self.update(annotations, seed)
 
@@ -58,9 +67,13 @@ class Selection:
         self.scores[UNET] = self.scores[BLEND] = None
         self.chosen = PIXEL_CLASSIFIER
         self._forest_map: np.ndarray | None = None
+        self.training_probabilities: np.ndarray | None = None
         if whole is not None:
             spatial = self.normalized.shape[1:]
             self._forest_map = self.classifier.probabilities_of(whole).reshape(model.num_classes, *spatial)
+            if self.training_map:
+                training_map = scored.probabilities_of(whole) if scored is not self.classifier else self._forest_map
+                self.training_probabilities = training_map.reshape(model.num_classes, *spatial)
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""

@@ -28,6 +28,7 @@ from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, 
 from .model import BLEND, PIXEL_CLASSIFIER, Model
 from .patch_plan import default_batch_size, default_patch_size, region_block
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
+from .pseudo_labels import confident_labels, merged_targets
 from .region_prior import brightness_separation, scaled_region_weight
 from .sampling import PatchSampler
 from .selection import CACHE_VOXELS, Selection
@@ -85,8 +86,13 @@ class _Run:
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.region_block = region_block(model)
-        self.selection = Selection(model, self.normalized, annotations, settings.seed)
-        self.sampler = PatchSampler(self.normalized, self.selection.split.training, self.patch, rng)
+        self.selection = Selection(
+            model, self.normalized, annotations, settings.seed, training_map=settings.pseudo_label_weight > 0
+        )
+        self.sampler = PatchSampler(
+            self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
+        )
+        self._update_targets()
         self.painted = _painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self.min_scored_updates = 1 if model.config.history else MIN_SCORED_UPDATES
@@ -108,6 +114,17 @@ class _Run:
         if prefetch:
             self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches")
             self._next_batch = self._prefetch.submit(self._cpu_batch)
+
+    def _update_targets(self) -> None:
+        """Train on the training strokes, plus the pixel classifier's confident voxels as pseudo-labels
+        when ``pseudo_label_weight`` asks for them (see :mod:`.pseudo_labels`)."""
+        strokes = self.selection.split.training
+        probabilities = self.selection.training_probabilities
+        if probabilities is None:
+            self.sampler.update(strokes)
+            return
+        pseudo = confident_labels(probabilities, self.settings.pseudo_label_confidence)
+        self.sampler.update(strokes, merged_targets(strokes, pseudo))
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -237,6 +254,7 @@ class _Run:
             settings.smoothness_sigma,
             self.region_weight,
             self.region_block,
+            settings.pseudo_label_weight,
         )
 
     def _fall_back_to_float32(self) -> None:
@@ -314,7 +332,7 @@ class _Run:
                 self._new_optimizer()
             self.selection.update(annotations, self.settings.seed)
             self.painted = _painted_counts(annotations)
-            self.sampler.update(self.selection.split.training)
+            self._update_targets()
             self._weigh_region_term()
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True

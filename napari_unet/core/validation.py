@@ -139,9 +139,11 @@ def check_train_settings(settings: TrainConfig) -> None:
             check_count(size, "patch_size")
     check_positive(settings.learning_rate, "learning_rate")
     check_positive(settings.smoothness_sigma, "smoothness_sigma")
-    for name in ("weight_decay", "smoothness_weight", "region_weight"):
+    for name in ("weight_decay", "smoothness_weight", "region_weight", "pseudo_label_weight"):
         check_non_negative(getattr(settings, name), name)
     check_share(settings.elastic_probability, "elastic_probability")
+    check_share(settings.pseudo_label_confidence, "pseudo_label_confidence")
+    check_share(settings.uniform_patch_share, "uniform_patch_share")
     check_share(settings.intensity_probability, "the intensity augmentation share (--intensity-augmentation)")
     for name in ("augment", "prefetch"):
         value = getattr(settings, name)

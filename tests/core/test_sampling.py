@@ -48,3 +48,26 @@ def test_patch_is_clipped_to_small_images(rng):
     sampler = PatchSampler(np.zeros((1, 1, 3), np.float32), annotations, (64, 64), rng)
     images, targets = sampler.sample(3)
     assert images.shape == (3, 1, 1, 3) and targets.shape == (3, 1, 3)
+
+
+def test_uniform_share_places_patches_anywhere(rng):
+    annotations = np.zeros((200, 200), np.uint8)
+    annotations[0, 0], annotations[0, 1] = 1, 2  # strokes in one corner only
+    sampler = PatchSampler(np.zeros((1, 200, 200), np.float32), annotations, (8, 8), rng, uniform_share=0.5)
+    _, targets = sampler.sample(400)
+    stroked = targets.reshape(400, -1).max(1) > 0
+    assert stroked[200:].all()  # the second half is centred on strokes
+    assert stroked[:200].mean() < 0.1  # the first half lies anywhere: rarely in that corner
+
+
+def test_patches_are_cut_from_targets_but_centred_on_strokes(rng):
+    strokes = np.zeros((60, 60), np.uint8)
+    strokes[30, 30] = 2
+    strokes[5, 5] = 1
+    targets = np.where(strokes > 0, strokes, 129).astype(np.uint8)  # everything else: a pseudo-label
+    sampler = PatchSampler(np.zeros((1, 60, 60), np.float32), strokes, (4, 4), rng)
+    sampler.update(strokes, targets)
+    assert sampler.classes == [1, 2]
+    _, patches = sampler.sample(100)
+    assert np.all([(p == 1).any() or (p == 2).any() for p in patches])
+    assert np.all(np.isin(patches, [1, 2, 129]))

@@ -1,0 +1,40 @@
+"""Pseudo-labels: the pixel classifier's confident voxels as extra, weaker targets for the U-Net.
+
+Strokes leave most of an image unlabelled, and a U-Net fitted to them alone grows its objects into the
+unpainted band between object strokes and far-away background strokes the longer it trains
+(docs/benchmarks.md). The pixel classifier (fitted on the same training strokes, so held-out scores stay
+honest) labels that band; where it is confident, its label becomes a target too, weighed below the strokes.
+
+Strokes and pseudo-labels travel as one uint8 map through sampling and augmentation: stroke values
+``1..K`` as painted, the pixel classifier's class ``k`` as ``PSEUDO_OFFSET + k``, 0 for neither.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+PSEUDO_OFFSET = 128
+
+
+def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray:
+    """``(K, *spatial)`` class probabilities → ``spatial`` uint8: class value ``1..K`` where the top
+    probability is at least ``confidence``, else 0."""
+    top = probabilities.max(0)
+    return np.where(top >= confidence, probabilities.argmax(0) + 1, 0).astype(np.uint8)
+
+
+def merged_targets(strokes: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
+    """One uint8 map: the strokes where painted, else ``PSEUDO_OFFSET +`` the pseudo-label (0 for none)."""
+    if strokes.max(initial=0) >= PSEUDO_OFFSET:
+        raise ValueError(f"pseudo-labels need fewer than {PSEUDO_OFFSET} classes")
+    return np.where(strokes > 0, strokes, np.where(pseudo > 0, pseudo.astype(np.uint16) + PSEUDO_OFFSET, 0)).astype(
+        np.uint8
+    )
+
+
+def split_targets(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, *spatial)`` merged targets → (strokes, pseudo-labels), both with 0 = none and ``1..K``."""
+    targets = targets.long()
+    pseudo = targets >= PSEUDO_OFFSET
+    return torch.where(pseudo, 0, targets), torch.where(pseudo, targets - PSEUDO_OFFSET, 0)

@@ -1,0 +1,39 @@
+"""Pseudo-labels: confident pixel-classifier voxels become weaker targets beside the strokes."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.losses import sparse_loss
+from napari_unet.core.pseudo_labels import PSEUDO_OFFSET, confident_labels, merged_targets, split_targets
+
+
+def test_only_confident_voxels_get_a_pseudo_label():
+    probabilities = np.array([[[0.9, 0.55, 0.1]], [[0.1, 0.45, 0.9]]], np.float32)  # (K=2, 1, 3)
+    assert confident_labels(probabilities, 0.8).tolist() == [[1, 0, 2]]
+
+
+def test_strokes_win_over_pseudo_labels_and_split_back():
+    strokes = np.array([[0, 1, 2, 0]], np.uint8)
+    pseudo = np.array([[2, 2, 1, 0]], np.uint8)
+    merged = merged_targets(strokes, pseudo)
+    assert merged.tolist() == [[PSEUDO_OFFSET + 2, 1, 2, 0]]
+    painted, guessed = split_targets(torch.from_numpy(merged)[None])
+    assert painted[0].tolist() == [[0, 1, 2, 0]]
+    assert guessed[0].tolist() == [[2, 0, 0, 0]]
+
+
+def test_too_many_classes_for_pseudo_labels_are_refused():
+    with pytest.raises(ValueError, match="fewer than"):
+        merged_targets(np.full((2, 2), PSEUDO_OFFSET, np.uint8), np.zeros((2, 2), np.uint8))
+
+
+def test_pseudo_labels_count_only_with_their_weight_and_pull_towards_their_class():
+    logits = torch.zeros(1, 2, 1, 4, requires_grad=True)
+    targets = torch.tensor([[[1, 2, PSEUDO_OFFSET + 2, 0]]], dtype=torch.uint8)
+    strokes_only = sparse_loss(logits, torch.tensor([[[1, 2, 0, 0]]], dtype=torch.uint8))
+    assert torch.allclose(sparse_loss(logits, targets), strokes_only)  # weight 0: ignored
+    sparse_loss(logits, targets, pseudo_label_weight=1.0).backward()
+    gradient = logits.grad[0, :, 0]
+    assert gradient[1, 2] < 0 < gradient[0, 2]  # the pseudo-labelled voxel is pushed towards class 2
+    assert torch.all(gradient[:, 3] == 0)  # neither painted nor pseudo-labelled: no gradient
