@@ -1,8 +1,9 @@
-"""Tiled prediction with Gaussian blending, for any image size, 2D plane by plane or 3D."""
+"""Prediction of a whole image: input checks, the chosen candidate (U-Net, pixel classifier or blend), tiled
+U-Net passes with out-of-memory and overflow retries, labels."""
 
 from __future__ import annotations
 
-import math
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -12,13 +13,14 @@ import torch
 
 from .devices import resolve_device
 from .errors import UserInputError
-from .memory import items_that_fit
 from .model import BLEND, PIXEL_CLASSIFIER, Model
-from .precision import autocast, check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
-from .tiling import gaussian_weights, tile_boxes
-from .validation import as_channels_first, check_batch_size, check_image_values, check_spatial_ndim, check_tiling
-
-DEFAULT_TILE = {2: 512, 3: 128}
+from .precision import check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
+from .prediction_checks import check_image_for_model, check_tile_memory
+from .predictor import tile_predictor
+from .sliding_window import sliding_window
+from .tile_plan import default_tile_batch, half_window, window_shape
+from .tiling import fitted_window
+from .validation import as_channels_first, check_image_values, check_tiling
 
 
 @dataclass
@@ -28,21 +30,6 @@ class Prediction:
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def window_shape(model: Model, spatial: Sequence[int], tile_size: int | Sequence[int] | None) -> tuple[int, ...]:
-    """Tile shape over the image's spatial axes; a 2D model on ZYX gets one plane per tile."""
-    if tile_size is None:
-        tile_size = DEFAULT_TILE[model.dim]
-    tile = [tile_size] * model.dim if isinstance(tile_size, int) else list(tile_size)
-    if len(spatial) > model.dim:
-        tile = [1] * (len(spatial) - model.dim) + tile
-    return tuple(min(t, s) for t, s in zip(tile, spatial))
-
-
-def default_tile_batch(device: torch.device | str) -> int:
-    """Tiles per forward pass: 1 on CPU (as fast as more, and a quarter of the memory), 4 on GPUs."""
-    return 1 if torch.device(device).type == "cpu" else 4
 
 
 def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
@@ -62,8 +49,10 @@ def predict_normalized(
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image
-    (``batch_size`` tiles per pass, default :func:`default_tile_batch`; the network runs in
-    ``precision``, see :mod:`.precision`, and blending is float32 on the device).
+    (``batch_size`` tiles per pass, default :func:`default_tile_batch`; tiles of at most ``tile_size``,
+    shrunk to cover the image with as few as that size needs, see :func:`.tiling.fitted_tile`; the
+    network runs in ``precision``, see :mod:`.precision`, and blending is float32). The model itself is
+    left as it was (device, layout, mode): a private copy predicts (:mod:`.predictor`).
 
     When the device runs out of memory, the pass is retried with half the tiles per pass, then
     with half the tile size, with a warning each time; only one pooling unit per tile is too much.
@@ -73,20 +62,26 @@ def predict_normalized(
     dtype = resolve_precision(precision, device)
     use_fixed_shape_tuning(device)
     batch_size = batch_size or default_tile_batch(device)
-    window = window_shape(model, image.shape[1:], tile_size)
+    requested = window_shape(model, image.shape[1:], tile_size)
+    multiple = (1,) * (image.ndim - 1 - model.dim) + model.config.network.size_multiple
+    tiled = functools.partial(
+        sliding_window, image=image, overlap=overlap, multiple=multiple, outputs=model.num_classes, device=device
+    )
+    predictor = tile_predictor(model.network, device, dtype)
     while True:
+        window = fitted_window(image.shape[1:], requested, overlap, multiple)
         try:
-            probabilities = _blend_tiles(model, image, window, overlap, batch_size, device, dtype, progress)
+            probabilities = tiled(predictor, window=window, batch_size=batch_size, progress=progress)
         except torch.cuda.OutOfMemoryError:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            smaller = _half_window(model, window)
+            smaller = half_window(model, requested)
             if batch_size > 1:
                 batch_size //= 2
                 change = f"{batch_size} tile(s) per pass"
-            elif smaller != window:
-                window = smaller
-                change = f"tiles of {'×'.join(map(str, window))}"
+            elif smaller != requested:
+                requested = smaller
+                change = f"tiles of {'×'.join(map(str, fitted_window(image.shape[1:], smaller, overlap, multiple)))}"
             else:
                 advice = "close other programs" + (" or use --device cpu" if device.type != "cpu" else "")
                 raise UserInputError(
@@ -94,10 +89,11 @@ def predict_normalized(
                 ) from None
             warnings.warn(f"out of {device.type} memory: retrying with {change}", RuntimeWarning, stacklevel=2)
             continue
-        if dtype == torch.float32 or np.isfinite(probabilities).all():
-            return probabilities
+        if dtype == torch.float32 or torch.isfinite(probabilities).all():
+            return probabilities.cpu().numpy()
         warnings.warn(f"prediction overflowed {precision_name(dtype)}: redone in float32", RuntimeWarning, stacklevel=2)
         dtype = torch.float32
+        predictor = tile_predictor(model.network, device, dtype)
 
 
 def chosen_probabilities(
@@ -118,96 +114,6 @@ def chosen_probabilities(
     if model.chosen == BLEND:
         return model.combine(model.pixel_classifier.probabilities(image), probabilities)
     return probabilities
-
-
-def _half_window(model: Model, window: tuple[int, ...]) -> tuple[int, ...]:
-    """``window`` halved along the model's axes, kept a multiple of the pooling factor."""
-    extra = len(window) - model.dim
-    multiples = (1,) * extra + model.config.network.size_multiple
-    return tuple(
-        w if a < extra else max(m, (w // 2) // m * m) if w > m else w for a, (w, m) in enumerate(zip(window, multiples))
-    )
-
-
-@torch.inference_mode()
-def _blend_tiles(
-    model: Model,
-    image: np.ndarray,
-    window: tuple[int, ...],
-    overlap: float,
-    batch_size: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    progress: Callable[[int, int], None] | None,
-) -> np.ndarray:
-    """One tiled pass with ``window``-shaped tiles, ``batch_size`` per forward pass, the network in ``dtype``."""
-    network = model.network.place(device).eval()
-    spatial = image.shape[1:]
-    extra = len(spatial) - model.dim
-    multiple = (1,) * extra + model.config.network.size_multiple
-    weights = torch.from_numpy(gaussian_weights(window)).to(device)
-    accumulated = torch.zeros((model.num_classes, *spatial), dtype=torch.float32, device=device)
-    weight_sum = torch.zeros(spatial, dtype=torch.float32, device=device)
-    boxes = list(tile_boxes(spatial, window, overlap, multiple))
-    for first in range(0, len(boxes), batch_size):
-        batch_boxes = boxes[first : first + batch_size]
-        tiles = np.stack([image[(slice(None), *box)] for box in batch_boxes])
-        tiles_t = torch.from_numpy(tiles).to(device)
-        if extra:  # 2D model on a stack: drop the singleton Z of each tile
-            tiles_t = tiles_t.reshape(tiles_t.shape[0], tiles_t.shape[1], *window[extra:])
-        with autocast(device, dtype):
-            logits = network(tiles_t)
-        probabilities = torch.softmax(logits.float(), dim=1)
-        probabilities = probabilities.reshape(len(batch_boxes), model.num_classes, *window)
-        for box, tile_probabilities in zip(batch_boxes, probabilities):
-            accumulated[(slice(None), *box)] += tile_probabilities * weights
-            weight_sum[box] += weights
-        if progress is not None:
-            progress(min(first + batch_size, len(boxes)), len(boxes))
-    return (accumulated / weight_sum).cpu().numpy()
-
-
-def check_image_for_model(
-    model: Model, channels_first_shape: Sequence[int], channel_axis: int | None = None, source: str | None = None
-) -> None:
-    """The ``(C, *spatial)`` image must have the model's channels and a spatial rank it handles;
-    ``channel_axis`` is where the channels were (None: the image was read as one channel), ``source``
-    what said so (e.g. "its ImageJ metadata"), for the message."""
-    shape = tuple(channels_first_shape)
-    if 0 in shape:
-        raise UserInputError(f"the image is empty (channels-first shape {shape}): choose another image")
-    channels = shape[0]
-    if not model.accepts_channels(channels):
-        wanted = f"{model.in_channels} channel{'s' if model.in_channels > 1 else ''}"
-        if channel_axis is None:
-            raise UserInputError(
-                f"the model takes {wanted} but the image has no channel axis (shape {shape[1:]}): "
-                f"set --channel-axis to the axis holding its {model.in_channels} channels"
-            )
-        said = f", from {source}" if source else ""
-        raise UserInputError(
-            f"the model takes {wanted} but the image has {channels} (axis {channel_axis}{said}): use a model "
-            f"trained on {channels}-channel images, or save the channel{'s' if model.in_channels > 1 else ''} "
-            "the model was trained on as an image of its own"
-        )
-    check_spatial_ndim(shape[1:], model.dim, training=False)
-
-
-def check_tile_memory(
-    model: Model, spatial: Sequence[int], tile_size: int | Sequence[int] | None, batch_size: int | None, device
-) -> None:
-    """Refuse tiles per pass (or a tile size) that cannot fit in the free memory of ``device``."""
-    window = window_shape(model, spatial, tile_size)
-    tiles = math.prod(-(-size // edge) for size, edge in zip(spatial, window))
-    per_pass = min(batch_size or default_tile_batch(device), tiles)
-    fits = items_that_fit(model.config.network, window[-model.dim :], torch.device(device), training=False)
-    if per_pass > fits and per_pass > 1:
-        check_batch_size(per_pass, fits, f"tiles of {'×'.join(map(str, window[-model.dim :]))}")
-    elif fits < 1:
-        raise UserInputError(
-            f"one tile of {'×'.join(map(str, window[-model.dim :]))} does not fit in free memory: "
-            "use a smaller --tile-size"
-        )
 
 
 def predict(

@@ -7,6 +7,7 @@ import torch
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.inference import predict, predict_normalized
 from napari_unet.core.model import Model
+from napari_unet.core.network import UNet
 from napari_unet.core.tiling import gaussian_weights, tile_starts
 
 
@@ -100,16 +101,14 @@ def test_out_of_memory_halves_the_batch_then_the_tiles_and_gives_the_same_result
     model = _model(2)
     image = _smooth_image(rng, (96, 80))
     expected = predict_normalized(model, image, tile_size=32, batch_size=1)
-    real_forward = model.network.forward
-    seen = []
+    real_forward = UNet.forward
 
-    def forward_with_little_memory(x):  # fakes a GPU that holds one 32² tile at a time
-        seen.append(tuple(x.shape))
+    def forward_with_little_memory(network, x):  # fakes a GPU that holds one 32² tile at a time
         if x.shape[0] > 1 or max(x.shape[2:]) > 32:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
-        return real_forward(x)
+        return real_forward(network, x)
 
-    monkeypatch.setattr(model.network, "forward", forward_with_little_memory)
+    monkeypatch.setattr(UNet, "forward", forward_with_little_memory)
     with pytest.warns(RuntimeWarning, match="out of cpu memory") as warned:
         result = predict_normalized(model, image, tile_size=64, batch_size=4)
     messages = [str(w.message) for w in warned]
@@ -124,10 +123,10 @@ def test_out_of_memory_halves_the_batch_then_the_tiles_and_gives_the_same_result
 def test_out_of_memory_for_the_smallest_tile_is_a_clear_error(rng, monkeypatch):
     model = _model(2)
 
-    def no_memory(x):
+    def no_memory(network, x):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (faked)")
 
-    monkeypatch.setattr(model.network, "forward", no_memory)
+    monkeypatch.setattr(UNet, "forward", no_memory)
     ending = r"even for one tile of 4×4: close other programs$"
     with pytest.warns(RuntimeWarning), pytest.raises(UserInputError, match=ending):
         predict_normalized(model, _smooth_image(rng, (40, 40)), tile_size=16, batch_size=1)
