@@ -7,12 +7,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .core.palette import CLASS_COLOURS
+
 if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels, Layer, Points
 
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
-CLASS_COLOURS = ["#ff00ff", "#00ff00", "#ffaa00", "#00aaff", "#ff3333", "#ffff00", "#aa55ff"]
 
 
 def image_array(layer: Image) -> np.ndarray:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import UserInputError
 from .ownership import MARKER, PREDICTION, zarr_mark
+from .palette import class_rgba
 
 VERSIONS = ("0.4", "0.5")
 MIN_LEVEL_SIZE = 256  # stop the pyramid once the largest axis is this small
@@ -141,16 +142,21 @@ def label_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def pyramid_factors(shape: tuple[int, ...], spacing: tuple[float, ...]) -> list[tuple[int, ...]]:
-    """Downsampling factor per level (relative to the previous one).
+    """Downsampling factor per level (relative to the previous one), stopping at ``MIN_LEVEL_SIZE``.
 
-    An axis is halved while its voxel size stays within 1.5× the finest one, so anisotropic Z is
-    kept until X and Y have caught up (as nnU-Net pools); stop at ``MIN_LEVEL_SIZE``.
+    The rule the U-Net pools by (:func:`.network.pool_strides_for_spacing`, as nnU-Net): an axis is
+    halved while its voxel size is at most twice the finest one, so a coarse Z is kept until X and Y
+    have caught up; axes one voxel long stay. Each level's scale is written from its factors, so any
+    such pyramid is valid OME-Zarr.
     """
+    from .network import pool_strides_for_spacing  # imports torch: only once a pyramid is written
+
     factors: list[tuple[int, ...]] = []
     shape, spacing = list(shape), list(spacing)
     while max(shape) > MIN_LEVEL_SIZE and len(factors) < MAX_LEVELS - 1:
-        finest = min(sp for sp, n in zip(spacing, shape) if n > 1)
-        step = tuple(2 if n > 1 and sp <= 1.5 * finest else 1 for sp, n in zip(spacing, shape))
+        axes = [i for i, n in enumerate(shape) if n > 1]
+        halved = dict(zip(axes, pool_strides_for_spacing([spacing[i] for i in axes], depth=2)[0]))
+        step = tuple(halved.get(i, 1) for i in range(len(shape)))
         factors.append(step)
         shape = [math.ceil(n / f) for n, f in zip(shape, step)]
         spacing = [sp * f for sp, f in zip(spacing, step)]
@@ -216,19 +222,13 @@ def create_probabilities_image(root: Path, num_classes: int, spec: LabelImageSpe
     return array
 
 
-CLASS_COLORS = [(255, 127, 14), (31, 119, 180), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
-
-
 def _image_label(spec: LabelImageSpec) -> dict[str, Any]:
     """For class labels: background (1) transparent, each class a colour and a name (the spec
     wants both for the same values). Other labels (e.g. instances) get no colours."""
     if not spec.class_names:
         return {}
     values = range(1, len(spec.class_names) + 1)
-    colors = [
-        {"label-value": v, "rgba": [0, 0, 0, 0] if v == 1 else [*CLASS_COLORS[(v - 2) % len(CLASS_COLORS)], 255]}
-        for v in values
-    ]
+    colors = [{"label-value": v, "rgba": class_rgba(v)} for v in values]
     return {"colors": colors, "properties": [{"label-value": v, "class": n} for v, n in zip(values, spec.class_names)]}
 
 

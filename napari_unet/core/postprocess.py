@@ -28,7 +28,7 @@ def split_touching(
     ``min_size`` voxels are dropped.
     """
     from skimage.morphology import h_maxima
-    from skimage.segmentation import watershed
+    from skimage.segmentation import relabel_sequential, watershed
 
     foreground = np.asarray(foreground, bool)
     if not foreground.any():
@@ -42,16 +42,7 @@ def split_touching(
         sizes = np.bincount(instances.ravel())
         small = np.flatnonzero(sizes < min_size)
         instances[np.isin(instances, small[small > 0])] = 0
-    return relabel_consecutive(instances)
-
-
-def relabel_consecutive(instances: np.ndarray) -> np.ndarray:
-    """Ids renumbered 1..N in order of first appearance value (0 stays 0)."""
-    ids = np.unique(instances)
-    ids = ids[ids > 0]
-    lookup = np.zeros(int(instances.max()) + 1, np.int32)
-    lookup[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
-    return lookup[instances]
+    return relabel_sequential(instances)[0].astype(np.int32, copy=False)  # ids 1..N in order of value
 
 
 def instances_from_labels(labels: np.ndarray, spacing: Sequence[float] | None = None, **options) -> np.ndarray:

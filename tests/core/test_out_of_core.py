@@ -347,6 +347,16 @@ def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
         np.testing.assert_array_equal(np.asarray(group[str(level)]), level0[::step, ::step])
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (3.0, 1.0, 1.0), (5.0, 0.5, 0.5)])
+def test_pyramid_levels_halve_the_axes_the_network_pools(spacing):
+    from napari_unet.core.network import pool_strides_for_spacing
+    from napari_unet.core.ngff import pyramid_factors
+
+    factors = pyramid_factors((600, 2048, 2048), spacing)
+    assert factors == [tuple(level) for level in pool_strides_for_spacing(spacing, len(factors) + 1)]
+    assert pyramid_factors((1, 2048, 2048), spacing)[0] == (1, 2, 2)  # an axis one voxel long stays
+
+
 def test_a_time_axis_is_dropped_when_single_and_refused_otherwise(tmp_path, image_2d):
     single = write_ome_image(tmp_path / "t1.zarr", image_2d[None], "tyx", [1.0, 0.5, 0.5])
     image = read_image(single, lazy=True)

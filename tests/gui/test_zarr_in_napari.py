@@ -125,6 +125,9 @@ def test_export_masks_writes_the_prediction_and_refuses_bad_paths(trainer, qtbot
     ImageLabel.from_zarr(group)  # raises if not a valid NGFF label image
     assert {"label-value": 2, "class": "class 2"} in dict(group.attrs)["image-label"]["properties"]
     np.testing.assert_array_equal(np.asarray(group["0"]), prediction.data)
+    colours = {c["label-value"]: c["rgba"] for c in dict(group.attrs)["image-label"]["colors"]}
+    assert colours[1][3] == 0  # background transparent, as on the layer
+    np.testing.assert_allclose(prediction.colormap.map(2), np.array(colours[2]) / 255, atol=1e-6)  # one palette
 
     (tmp_path / "folder.zarr").mkdir()
     (tmp_path / "folder.zarr" / "notes.txt").write_text("mine")
