@@ -28,8 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-unet", description="Train a U-Net from a few painted strokes and segment images with it."
     )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also report what napari-unet does (its log) on stderr"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands)
+    _add_predict(commands)
+    _add_export(commands)
+    _add_demo(commands)
+    return parser
 
+
+def _add_train(commands) -> None:
     train = commands.add_parser("train", help="train a model on the painted pixels of a labels image")
     train.add_argument("--image", required=True, help="image file (.tif, .png, .npy, .zarr)")
     train.add_argument(
@@ -59,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "image; e.g. 1 for a model meant for images that look different)",
     )
 
+
+def _add_predict(commands) -> None:
     predict = commands.add_parser("predict", help="segment an image with a trained model")
     predict.add_argument(
         "--model", required=True, help="model directory, bioimage.io .zip napari-unet exported, or pretrained name"
@@ -96,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ngff-version", choices=["0.4", "0.5"], help="OME-Zarr version of .zarr output (default: the input's, or 0.4)"
     )
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser("export", help="write a model as a bioimage.io package (.zip)")
     export.add_argument("--model", required=True, help="model directory (or pretrained name)")
     export.add_argument("--format", default="bioimageio", choices=["bioimageio"], help="package format")
@@ -107,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--author", action="append", help="author name (repeat for several)")
     export.add_argument("--license", default="CC-BY-4.0", help="SPDX license id of the weights (default CC-BY-4.0)")
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser("demo", help="train on the bundled sample data, write masks, print metrics")
     demo.add_argument("--dim", type=int, choices=[2, 3], default=2, help="2D nuclei image or 3D nuclei volume")
     demo.add_argument("--time-budget", type=float, default=30.0, help="training seconds (default 30)")
@@ -115,4 +131,3 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--gui", action="store_true", help="instead: open napari with the sample and the trainer dock, training live"
     )
-    return parser

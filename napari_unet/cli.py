@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import sys
 import time
 import warnings
@@ -76,7 +76,7 @@ def _predict_with_progress(model, image, **kwargs):
 
 def _train(args: argparse.Namespace) -> None:
     from .core.config import TrainConfig
-    from .core.io import read_image
+    from .core.io import check_output_folder, read_image
     from .core.ownership import MODEL, check_replaceable
     from .core.rescue import save_or_keep
     from .core.validation import check_train_settings
@@ -84,10 +84,7 @@ def _train(args: argparse.Namespace) -> None:
     model_path = Path(args.model)
     inputs = [args.image, args.labels, args.init]
     check_replaceable(model_path, MODEL, overwrite=args.overwrite, inputs=inputs)
-    if not model_path.parent.is_dir():
-        raise UserInputError(f"folder {model_path.parent} does not exist: create it first")
-    if not os.access(model_path.parent, os.W_OK):
-        raise UserInputError(f"folder {model_path.parent} is not writable: choose another --model path")
+    check_output_folder(model_path, "--model path")
     time_budget = args.time_budget if args.time_budget is not None else (None if args.steps else 60.0)
     check_train_settings(
         TrainConfig(
@@ -324,6 +321,8 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-unet`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="napari-unet: %(message)s", stream=sys.stderr)
     commands = {"train": _train, "predict": _predict, "export": _export, "demo": _demo}
     try:
         with warnings.catch_warnings():

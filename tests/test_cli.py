@@ -39,6 +39,7 @@ def test_train_then_predict_with_the_console_script(files):
     assert "trained 3 steps" in done.stdout
     predict = [
         CONSOLE_SCRIPT,
+        "--verbose",  # the package's log on stderr
         "predict",
         "--model",
         files / "model",
@@ -52,6 +53,7 @@ def test_train_then_predict_with_the_console_script(files):
     ]
     done = subprocess.run([str(a) for a in predict], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+    assert "napari-unet: predicting (128, 160) in 1 blocks" in done.stderr
     labels = read_image(files / "masks.zarr")
     probabilities = read_image(files / "masks_probabilities.zarr").data
     assert labels.data.shape == (128, 160) and set(np.unique(labels.data)) <= {1, 2}

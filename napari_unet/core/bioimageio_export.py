@@ -14,6 +14,7 @@ size grid the package declares (see :mod:`.bioimageio_trace`). Exporting needs `
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
@@ -28,9 +29,12 @@ from .atomic import atomic_target
 from .bioimageio_import import CONFIG_KEY
 from .bioimageio_trace import example_crop, min_size, package_halo, reference_output, trace
 from .errors import UserInputError
+from .io import check_output_folder
 from .model import UNET, Model
 from .model_card import model_card
 from .ownership import PACKAGE, check_replaceable
+
+log = logging.getLogger(__name__)
 
 CITATIONS = (
     (
@@ -274,10 +278,7 @@ def _check_out(out: Path, overwrite: bool, inputs: Iterable) -> Path:
     """Refuse, before any work, a package path that cannot be written or may not be replaced."""
     if out.suffix != ".zip":
         raise UserInputError(f"{out} must end in .zip (a bioimage.io package is a zip file)")
-    if not out.parent.is_dir():
-        raise UserInputError(f"folder {out.parent} does not exist: create it or choose another output path")
-    if not os.access(out.parent, os.W_OK):
-        raise UserInputError(f"folder {out.parent} is not writable: choose another output path")
+    check_output_folder(out)
     if out.is_dir():
         raise UserInputError(f"{out} is a folder: choose a .zip file path")
     check_replaceable(out, PACKAGE, overwrite=overwrite, inputs=inputs)
@@ -332,6 +333,7 @@ def _validate(package: Path) -> None:
     from bioimageio.core import test_model
 
     for weight_format in ("pytorch_state_dict", "torchscript"):
+        log.info("testing the %s weights of %s with bioimageio.core", weight_format, package)
         _check(test_model(str(package), weight_format=weight_format, devices=["cpu"]))
 
 

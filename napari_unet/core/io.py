@@ -6,6 +6,7 @@ only where :mod:`.ownership` allows it.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .lazy import ChannelsFirstView
 from .ngff import OmeImage, ome_metadata, read_ome_image
 from .ownership import MARKER, PREDICTION, tiff_software, zarr_mark
 from .validation import as_channels_first
+
+log = logging.getLogger(__name__)
 
 READ_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy", ".zarr")
 WRITE_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
@@ -97,6 +100,40 @@ def _tiff_axes(tif, ndim: int) -> tuple[str | None, str | None]:
     return axes, source
 
 
+def _imagej_spacing(tif, spatial_ndim: int) -> tuple[float, ...] | None:
+    """The voxel size (Z, Y, X) ImageJ stores: X/Y from the resolution tag, Z as ``spacing``."""
+    resolution = tif.pages.first.tags.get("XResolution")
+    if tif.imagej_metadata is None or resolution is None:
+        return None
+    numerator, denominator = resolution.value
+    xy = denominator / numerator if numerator else 1.0
+    z = float(tif.imagej_metadata.get("spacing", 1.0))
+    return (z, xy, xy)[-spatial_ndim:]
+
+
+# OME length units as micrometres (OME-XML's default unit), so axes given in different units compare
+_MICROMETRES = {"Å": 1e-4, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+
+
+def _ome_spacing(tif, spatial_ndim: int) -> tuple[float, ...] | None:
+    """The voxel size (Z, Y, X) an OME-TIFF states in its first image's ``Pixels`` (PhysicalSizeZ,
+    Y, X, in micrometres); axes it leaves out are 1 µm, and None where it states none."""
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        root = ElementTree.fromstring(tif.ome_metadata)
+    except ElementTree.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None or not any(f"PhysicalSize{a}" in pixels.attrib for a in "ZYX"[-spatial_ndim:]):
+        return None
+    sizes = []
+    for axis in "ZYX"[-spatial_ndim:]:
+        value = float(pixels.get(f"PhysicalSize{axis}", 1.0))
+        sizes.append(value * _MICROMETRES.get(pixels.get(f"PhysicalSize{axis}Unit", "µm"), 1.0))
+    return tuple(sizes)
+
+
 def _read_tiff(path: Path) -> ImageData:
     import tifffile
 
@@ -104,14 +141,16 @@ def _read_tiff(path: Path) -> ImageData:
         data = tif.asarray()
         axes, source = _tiff_axes(tif, data.ndim)
         channel_axis = axes.index("C") if axes is not None and "C" in axes else None
-        spacing = None
-        resolution = tif.pages.first.tags.get("XResolution")
         spatial_ndim = data.ndim - (channel_axis is not None)
-        if tif.imagej_metadata is not None and resolution is not None and spatial_ndim in (2, 3):
-            numerator, denominator = resolution.value
-            xy = denominator / numerator if numerator else 1.0
-            z = float(tif.imagej_metadata.get("spacing", 1.0))
-            spacing = (z, xy, xy)[-spatial_ndim:]
+        spacing = None
+        if spatial_ndim in (2, 3):
+            spacing = _imagej_spacing(tif, spatial_ndim)
+            if spacing is None and tif.is_ome:
+                spacing = _ome_spacing(tif, spatial_ndim)
+            if spacing is not None:
+                log.info(
+                    "%s: voxel size %s from its %s metadata", path.name, spacing, "ImageJ" if tif.is_imagej else "OME"
+                )
     return ImageData(data, spacing, channel_axis, axes=axes, axes_source=source)
 
 
@@ -181,15 +220,22 @@ def read_image(path: str | os.PathLike, lazy: bool = False) -> ImageData:
         raise UserInputError(f"cannot read {path}: {type(error).__name__}: {error}".splitlines()[0]) from None
 
 
+def check_output_folder(path: str | os.PathLike, what: str = "output path") -> None:
+    """Refuse, before any work, an output whose folder is missing or not writable (``what`` names
+    the path the user gave, e.g. "--model path")."""
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise UserInputError(f"output folder {folder} does not exist: create it first or choose another {what}")
+    if not os.access(folder, os.W_OK):
+        raise UserInputError(f"output folder {folder} is not writable: choose another {what}")
+
+
 def check_output_path(path: str | os.PathLike) -> Path:
     """Refuse an output path we cannot write before any work is done."""
     path = Path(path)
     if _suffix(path) not in WRITE_SUFFIXES:
         raise UserInputError(f"cannot write {path}: use one of {', '.join(WRITE_SUFFIXES)}")
-    if not path.parent.is_dir():
-        raise UserInputError(f"output folder {path.parent} does not exist: create it first")
-    if not os.access(path.parent, os.W_OK):
-        raise UserInputError(f"output folder {path.parent} is not writable: choose another output path")
+    check_output_folder(path)
     is_zarr = any((path / marker).exists() for marker in ("zarr.json", ".zarray", ".zgroup"))
     if path.is_dir() and not is_zarr:
         raise UserInputError(f"{path} is an existing folder that is not a zarr store: choose another output path")

@@ -5,6 +5,7 @@ label image is written: :mod:`.label_writer`)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,8 @@ from .ownership import PREDICTION, check_replaceable
 from .precision import check_precision
 from .validation import check_count, check_tiling
 from .voxels import finest_lengths
+
+log = logging.getLogger(__name__)
 
 INSTANCE_CONTEXT = 32  # voxels of context around a block when splitting objects (> a nucleus diameter)
 
@@ -67,10 +70,7 @@ def predict_to_zarr(
     probabilities) may replace only a label image napari-unet wrote (or anything else but the
     inputs with ``overwrite``; see :mod:`.ownership`).
     """
-    check_tiling(tile_size, overlap, batch_size)
-    check_precision(precision)
-    if block_size is not None:
-        check_count(block_size, "the block size (--block-size)")
+    _check_options(tile_size, overlap, batch_size, precision, block_size)
     inputs = [source for source in (model, image) if not isinstance(source, (Model, ImageData))]
     target, probabilities_target = _targets(out, probabilities, overwrite, inputs)
     model, image, view = _open_inputs(model, image, channel_axis)
@@ -78,9 +78,8 @@ def predict_to_zarr(
     target.check_shape(spatial)
     plan = BlockPlan.for_model(model, spatial, tile_size, overlap, block_size)
     spec = _label_spec(model, image, target, spatial, ngff_version, instances)
-    device_name = str(resolve_device(device)) if client is None else ("cpu" if device == "auto" else device)
-    if client is None:
-        check_tile_memory(model, spatial, tile_size, batch_size, device_name)
+    device_name = _device_name(device, client, model, spatial, tile_size, batch_size)
+    log.info("predicting %s in %d blocks of %s on %s", spatial, len(plan.blocks), plan.block_shape, device_name)
     ranges = model.intensity_ranges(view)
     return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
     with contextlib.ExitStack() as stack:
@@ -98,10 +97,35 @@ def predict_to_zarr(
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:
-            halo = instance_halo(image.spacing, len(spatial))
-            blocks = instance_block_shape(plan.block_shape, halo, image.spacing)
-            instances_to_array(classes_out, labels_out, blocks, halo, image.spacing)
+            _objects(classes_out, labels_out, plan, image.spacing)
     return times
+
+
+def _check_options(
+    tile_size: int | Sequence[int] | None, overlap: float, batch_size: int | None, precision: str, block_size
+) -> None:
+    check_tiling(tile_size, overlap, batch_size)
+    check_precision(precision)
+    if block_size is not None:
+        check_count(block_size, "the block size (--block-size)")
+
+
+def _device_name(device: str, client, model: Model, spatial: tuple[int, ...], tile_size, batch_size: int | None) -> str:
+    """The device the blocks run on (the workers' CPUs by default with a ``client``); here, a tile
+    batch too big for its free memory is refused before any work."""
+    if client is not None:
+        return "cpu" if device == "auto" else device
+    name = str(resolve_device(device))
+    check_tile_memory(model, spatial, tile_size, batch_size, name)
+    return name
+
+
+def _objects(classes, labels_out, plan: BlockPlan, spacing: Sequence[float] | None) -> None:
+    """Objects (0 = background, 1..N) of the predicted ``classes`` into ``labels_out``, in blocks
+    with ``INSTANCE_CONTEXT`` of halo, joined across block borders."""
+    halo = instance_halo(spacing, len(plan.block_shape))
+    blocks = instance_block_shape(plan.block_shape, halo, spacing)
+    instances_to_array(classes, labels_out, blocks, halo, spacing)
 
 
 def _targets(

@@ -44,6 +44,21 @@ def test_imagej_tiff_spacing_is_read(tmp_path):
     assert read_image(tmp_path / "v.tif").spacing == (2.0, 0.5, 0.5)
 
 
+@pytest.mark.parametrize(
+    ("shape", "axes", "sizes", "spacing"),
+    [
+        ((4, 8, 8), "ZYX", {"PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5}, (2.0, 0.5, 0.5)),
+        # units other than µm are converted, so the axes compare
+        ((4, 8, 8), "ZYX", {"PhysicalSizeZ": 1.5, "PhysicalSizeX": 250, "PhysicalSizeXUnit": "nm"}, (1.5, 1.0, 0.25)),
+        ((2, 3, 8, 8), "CZYX", {"PhysicalSizeZ": 3.0, "PhysicalSizeY": 0.2, "PhysicalSizeX": 0.2}, (3.0, 0.2, 0.2)),
+        ((8, 8), "YX", {"PhysicalSizeY": 0.7, "PhysicalSizeX": 0.7}, (0.7, 0.7)),
+    ],
+)
+def test_ome_tiff_physical_sizes_are_read(tmp_path, shape, axes, sizes, spacing):
+    tifffile.imwrite(tmp_path / "v.ome.tif", np.zeros(shape, np.uint16), ome=True, metadata={"axes": axes, **sizes})
+    assert read_image(tmp_path / "v.ome.tif").spacing == pytest.approx(spacing)
+
+
 @pytest.mark.parametrize("zarr_format", [2, 3])
 def test_ome_zarr_full_resolution_and_scale(tmp_path, rng, zarr_format):
     data = rng.integers(0, 1000, (6, 32, 32)).astype(np.uint16)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from napari_unet.core import atomic
 from napari_unet.core.api import train
-from napari_unet.core.atomic import atomic_target, remove_stale_temporaries
+from napari_unet.core.atomic import atomic_target, remove_stale_temporaries, temporary_path
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.io import write_array
 from napari_unet.core.label_writer import write_label_image
@@ -202,19 +203,63 @@ def test_an_input_is_never_replaced_however_the_path_is_spelled(tmp_path, relati
     shutil.rmtree(root)
 
 
-def test_stale_temporaries_only_of_dead_writers_and_only_ours_are_removed(tmp_path):
+def test_stale_temporaries_only_of_dead_writers_and_only_ours_are_removed(tmp_path, caplog):
     target = tmp_path / "masks.tif"
     dead = subprocess_pid_that_exited()
-    stale = tmp_path / f".napari-unet-tmp-{dead}-0123abcd-masks.tif"
-    live = tmp_path / f".napari-unet-tmp-{os.getpid()}-0123abcd-masks.tif"
+    stale = temporary_path(target, pid=dead)
+    live = temporary_path(target)
     lookalikes = [
         tmp_path / ".napari-unet-tmp-notes-masks.tif",
-        tmp_path / f".napari-unet-tmp-{dead}-0123abcd-other.tif",
+        temporary_path(tmp_path / "other.tif", pid=dead),
     ]
     for path in [stale, live, *lookalikes]:
         path.write_text("x")
-    assert remove_stale_temporaries(target) == [stale]
+    with caplog.at_level("INFO", logger="napari_unet.core.atomic"):
+        assert remove_stale_temporaries(target) == [stale]
     assert all(p.exists() for p in [live, *lookalikes])
+    assert caplog.messages == [f"removed {stale}, left by a writer that died"]  # logged, not warned
+
+
+def test_another_machines_temporary_is_removed_only_when_long_unchanged(tmp_path):
+    """On a shared file system a process id from another machine means nothing here: its
+    temporary stays while anything in it changed within ``STALE_AGE``."""
+    target = tmp_path / "masks.zarr"
+    dead = subprocess_pid_that_exited()  # dead here, but on the other machine it may be at work
+    at_work = temporary_path(target, host="0badc0de", pid=dead)
+    abandoned = temporary_path(target, host="0badc0de", pid=dead)
+    for path in (at_work, abandoned):
+        (path / "0").mkdir(parents=True)
+        (path / "0" / "chunk").write_text("x")
+    old = time.time() - atomic.STALE_AGE - 60
+    for path in (abandoned, abandoned / "0", abandoned / "0" / "chunk", at_work):
+        os.utime(path, (old, old))  # at_work: only its newest chunk is recent
+    assert remove_stale_temporaries(target) == [abandoned]
+    assert at_work.exists()
+
+
+def test_data_and_folder_are_flushed_around_the_rename(tmp_path, monkeypatch):
+    """Every written file and folder reaches the disk before the rename, the rename after it (the
+    real calls run; the spies only record their order)."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source, destination):
+        events.append(("replace", str(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(atomic.os, "fsync", fsync)
+    monkeypatch.setattr(atomic.os, "replace", replace)
+    target = tmp_path / "out.zarr"
+    with atomic_target(target, PREDICTION) as tmp:
+        (tmp / "0").mkdir(parents=True)
+        (tmp / "0" / "chunk").write_text("x")
+    flushed = [Path(path).relative_to(tmp_path).parts for kind, path in events[:-2] if kind == "fsync"]
+    assert sorted(p[1:] for p in flushed) == [(), ("0",), ("0", "chunk")]  # the temporary, all of it
+    assert events[-2:] == [("replace", str(target)), ("fsync", str(tmp_path))]
 
 
 def subprocess_pid_that_exited() -> int:
