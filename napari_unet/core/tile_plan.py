@@ -8,7 +8,10 @@ import torch
 
 from .model import Model
 
-DEFAULT_TILE = {2: 512, 3: 128}
+# Largest tile edge by model dimension. 2D: 1024 predicted 2.4x faster per image than 512 on 2 CPU
+# cores (1536² image, float32; larger tiles waste less on overlap and run the network more efficiently,
+# docs/benchmarks.md, issue 21); about 0.5 GB per tile in float32 with 16 base channels.
+DEFAULT_TILE = {2: 1024, 3: 128}
 
 
 def window_shape(model: Model, spatial: Sequence[int], tile_size: int | Sequence[int] | None) -> tuple[int, ...]:
