@@ -27,8 +27,8 @@ class Selection:
     """Candidates, their held-out scores and the current choice for one training image.
 
     ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke. With
-    ``training_map``, the training-share classifier's probabilities of the whole image are kept too
-    (:attr:`training_probabilities`, for pseudo-labels; None for images too big for one feature map).
+    ``training_map``, the training-share classifier's map of the whole image is available too
+    (:meth:`training_probabilities`, for pseudo-labels; not for images too big for one feature map).
     """
 
     def __init__(
@@ -67,13 +67,25 @@ class Selection:
         self.scores[UNET] = self.scores[BLEND] = None
         self.chosen = PIXEL_CLASSIFIER
         self._forest_map: np.ndarray | None = None
-        self.training_probabilities: np.ndarray | None = None
+        self._training_map: np.ndarray | None = None
+        self._training_fit: tuple[PixelClassifier, np.ndarray] | None = None  # made into the map on demand
         if whole is not None:
             spatial = self.normalized.shape[1:]
             self._forest_map = self.classifier.probabilities_of(whole).reshape(model.num_classes, *spatial)
             if self.training_map:
-                training_map = scored.probabilities_of(whole) if scored is not self.classifier else self._forest_map
-                self.training_probabilities = training_map.reshape(model.num_classes, *spatial)
+                self._training_fit = (scored, whole)
+
+    def training_probabilities(self) -> np.ndarray | None:
+        """The training-share classifier's ``(K, *spatial)`` probabilities of the whole image (it never saw
+        the held-out strokes), computed on the first call after :meth:`update`; None when not kept."""
+        if self._training_fit is not None:
+            scored, whole = self._training_fit
+            self._training_fit = None
+            spatial = self.normalized.shape[1:]
+            self._training_map = (
+                self._forest_map if scored is self.classifier else scored.probabilities_of(whole)
+            ).reshape(self.model.num_classes, *spatial)
+        return self._training_map
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""

@@ -92,7 +92,6 @@ class _Run:
         self.sampler = PatchSampler(
             self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
         )
-        self._update_targets()
         self.painted = _painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self.min_scored_updates = 1 if model.config.history else MIN_SCORED_UPDATES
@@ -108,8 +107,9 @@ class _Run:
 
     def begin(self) -> None:
         """Make the optimiser and start any prefetching (after the pixel classifier's first report:
-        the optimiser's first import takes seconds)."""
+        the optimiser's first import takes seconds, and pseudo-labels take a pass of the pixel classifier)."""
         self._new_optimizer()
+        self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
             self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches")
@@ -119,7 +119,7 @@ class _Run:
         """Train on the training strokes, plus the pixel classifier's confident voxels as pseudo-labels
         when ``pseudo_label_weight`` asks for them (see :mod:`.pseudo_labels`)."""
         strokes = self.selection.split.training
-        probabilities = self.selection.training_probabilities
+        probabilities = self.selection.training_probabilities()
         if probabilities is None:
             self.sampler.update(strokes)
             return
