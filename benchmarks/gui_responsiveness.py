@@ -1,87 +1,311 @@
-"""Live training in a real napari viewer: time to the first prediction, refreshes per minute, and how
-long the Qt event loop stalls while training runs (a 10 ms QTimer's late ticks).
+"""Live training in a real napari viewer while a simulated user paints: how long the Qt event loop stalls,
+how soon a prediction layer and a mask as good as the forest appear, how often it refreshes, how fast Stop
+ends the worker and shows the final model's mask, peak memory, and training steps/s in the dock against
+the same training run headless in the same process.
 
-Needs a display (run under ``xvfb-run`` on a headless machine). Prints one JSON object::
+Three cases (see gui_cases.py): ``real`` (a 2018 Data Science Bowl dev image, read from ../shared),
+``large2d`` (4096² uint16) and ``zarr3d`` (64×1024×1024 uint16 zarr, opened lazily). Each case runs in
+its own process (so peak memory is its own). Needs a display; prints one JSON object::
 
-    xvfb-run -a python benchmarks/gui_responsiveness.py --seconds 30
+    xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/gui_responsiveness.py --seconds 30 --stops 20
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import functools
 import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gui_cases import CASES, Case, make_case
+
+PAINT_EVERY_S = 0.2
+TICK_MS = 10
+
+
+class MemoryPeak:
+    """Resident memory sampled every 20 ms in a thread: ``peak`` bytes since :meth:`start`."""
+
+    def __init__(self) -> None:
+        self.peak = self.start_rss = 0
+        self._running = False
+
+    @staticmethod
+    def rss() -> int:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    def start(self) -> None:
+        self.start_rss = self.peak = self.rss()
+        self._running = True
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while self._running:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._running = False
+
+
+class LoopProbe:
+    """A 10 ms QTimer: a stall is how much later than 10 ms each tick comes."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.ticks: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+
+    def summary(self) -> dict:
+        stalls = np.clip(np.diff(self.ticks) * 1000 - TICK_MS, 0, None)
+        return {
+            f"stall_{name}_ms": round(float(np.percentile(stalls, q)), 1) for name, q in [("p50", 50), ("p95", 95)]
+        } | {
+            "stall_max_ms": round(float(stalls.max()), 1),
+            "timer_ticks": len(self.ticks),
+        }
+
+
+def rate(reports: list[tuple[int, float]]) -> float | None:
+    """U-Net steps per second between the first and last report of a step (report 0 is the forest's)."""
+    steps = [(s, t) for s, t in reports if s >= 1]
+    if len(steps) < 2 or steps[-1][1] <= steps[0][1]:
+        return None
+    return (steps[-1][0] - steps[0][0]) / (steps[-1][1] - steps[0][1])
+
+
+def headless_rate(case: Case, seconds: float) -> float | None:
+    """Steps/s of the same training run without napari (same image box and strokes), with torch's own
+    thread count, as ``napari-unet train`` runs; stopped after ``seconds`` of steps."""
+    from napari_unet._inputs import LayerPixels, training_box, whole
+    from napari_unet.core.api import prepare_model
+    from napari_unet.core.config import TrainConfig
+    from napari_unet.core.training import train_steps
+
+    dim = min(case.strokes.ndim, 3)
+    pixels = LayerPixels(case.image, rgb=False)
+    box = training_box(case.strokes, dim) if pixels.lazy else whole(case.strokes.shape)
+    image, strokes = pixels.read(box), case.strokes[box]
+    spacing = case.spacing if dim == 3 else None
+    model, annotations = prepare_model(image, strokes, dim=None, spacing=spacing, init=None)
+    loop = train_steps(model, image, annotations, TrainConfig(time_budget=None, steps=None))
+    reports = [(0, next(loop).elapsed)]
+    while reports[-1][1] - reports[0][1] < seconds:
+        report = loop.send(None)
+        reports.append((report.step, report.elapsed))
+    loop.close()  # no end-of-training pass: only the rate is wanted
+    return rate(reports)
+
+
+def open_viewer(case: Case):
+    import napari
+
+    viewer = napari.Viewer()
+    viewer.window.resize(1500, 900)
+    image = viewer.add_image(case.image, name=case.name, scale=case.spacing)
+    strokes = viewer.add_labels(case.strokes.copy(), name=f"{case.name} strokes", scale=case.spacing)
+    strokes.brush_size = 3
+    if case.strokes.ndim == 3:
+        viewer.dims.set_current_step(0, int(np.median(case.targets[2][:, 0])))
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
+    widget.image_combo.value, widget.strokes_combo.value = image, strokes
+    return viewer, widget, strokes
+
+
+def settle(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def paint(strokes, case: Case, count: int) -> None:
+    """The simulated user's ``count``-th dab: background and nucleus in turn, at the case's targets."""
+    value = 1 + count % 2
+    points = case.targets[value]
+    strokes.paint(tuple(int(c) for c in points[(count // 2) % len(points)]), value)
+
+
+def iou_now(viewer, case: Case) -> float | None:
+    if case.truth is None or f"{case.name} prediction" not in viewer.layers:
+        return None
+    from napari_unet.core.metrics import foreground_iou
+
+    return float(foreground_iou(np.asarray(viewer.layers[f"{case.name} prediction"].data) == 2, case.truth > 0))
+
+
+def train_and_paint(app, viewer, widget, strokes, case: Case, seconds: float, screenshot: str | None) -> dict:
+    """Train for ``seconds`` with a dab every 0.2 s; when things first appeared, relative to Train."""
+    reports: list[tuple[int, float]] = []
+    seen = {"layer": None, "mask": None, "within_forest": None}
+    ious: list[float] = []
+    started = time.perf_counter()
+    widget.train()
+    session = widget.session
+    session.worker.yielded.connect(lambda r: reports.append((r.step, r.elapsed)))
+    shown, dabs, now = 0, 0, started
+    while (now := time.perf_counter()) - started < seconds:
+        app.processEvents()
+        if seen["layer"] is None and f"{case.name} prediction" in viewer.layers:
+            seen["layer"] = now - started
+        if session.previews_shown > shown:
+            shown = session.previews_shown
+            seen["mask"] = seen["mask"] or now - started
+            iou = iou_now(viewer, case)
+            if iou is not None:
+                ious.append(iou)
+                if seen["within_forest"] is None and iou >= case.forest_iou - 0.02:
+                    seen["within_forest"] = now - started
+        if now - started >= PAINT_EVERY_S * (dabs + 1):
+            paint(strokes, case, dabs)
+            dabs += 1
+        if screenshot and now - started >= seconds / 2:
+            viewer.screenshot(screenshot, canvas_only=False)
+            screenshot = None
+        time.sleep(0.001)
+    return {
+        "first_layer_s": _round(seen["layer"]),
+        "first_mask_s": _round(seen["mask"]),
+        "first_mask_within_forest_s": _round(seen["within_forest"]),
+        "ious_on_screen": [round(i, 3) for i in ious],
+        "refreshes_per_minute": round(shown * 60 / seconds, 1),
+        "dabs_painted": dabs,
+        "dock_steps_per_s": _round(rate(reports)),
+        "showing_at_end": widget.status.text().split("\n")[1] if "\n" in widget.status.text() else None,
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def stop_and_wait(app, widget, timeout: float = 120.0) -> tuple[float, float | None]:
+    """Press Stop: seconds until the training worker finished, and until the final model's mask of the
+    region on screen was written (None if it did not come within ``timeout``)."""
+    session = widget.session
+    finished: list[float] = []
+    session.worker.finished.connect(lambda: finished.append(time.perf_counter()))
+    pressed = time.perf_counter()
+    widget.stop()
+    while not finished and time.perf_counter() - pressed < timeout:
+        app.processEvents()
+        time.sleep(0.001)
+    final = session.final
+    while final is not None and final.regions_done < 1 and time.perf_counter() - pressed < timeout:
+        app.processEvents()
+        time.sleep(0.001)
+    shown = time.perf_counter() - pressed if final is not None and final.regions_done else None
+    return finished[0] - pressed, shown
+
+
+def _record_step(steps: list[int], report) -> None:
+    steps.append(report.step)
+
+
+def more_stops(app, widget, count: int) -> list[float]:
+    """``count`` more Train → Stop cycles, Stop pressed while a preview is on its way (when it comes)."""
+    latencies = []
+    for _ in range(count):
+        widget.train()
+        session = widget.session
+        steps: list[int] = []
+        session.worker.yielded.connect(functools.partial(_record_step, steps))
+        started = time.perf_counter()
+        while (not steps or steps[-1] < 3 or not session.preview_pending) and time.perf_counter() - started < 60:
+            app.processEvents()
+            time.sleep(0.001)
+        latencies.append(stop_and_wait(app, widget)[0])
+    return latencies
+
+
+def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> dict:
+    from qtpy.QtWidgets import QApplication
+
+    with tempfile.TemporaryDirectory() as folder:
+        case = make_case(name, Path(folder))
+        headless = headless_rate(case, seconds)
+        memory = MemoryPeak()
+        viewer, widget, strokes = open_viewer(case)
+        app = QApplication.instance()
+        settle(app, 1.0)
+        probe = LoopProbe()
+        probe.timer.start()
+        memory.start()
+        result = train_and_paint(app, viewer, widget, strokes, case, seconds, screenshot)
+        stop_s, final_shown_s = stop_and_wait(app, widget)
+        latencies = [stop_s, *more_stops(app, widget, stops - 1)]
+        probe.timer.stop()
+        memory.stop()
+        history = widget.model.config.history[-1]
+        report = {"case": name, "image": case.description, "forest_iou": _round(case.forest_iou, 3)}
+        report |= (
+            result
+            | probe.summary()
+            | {
+                "headless_steps_per_s": _round(headless),
+                "dock_vs_headless": _round(result["dock_steps_per_s"] / headless)
+                if headless and result["dock_steps_per_s"]
+                else None,
+                "stop_to_worker_finished_s": [round(s, 3) for s in latencies],
+                "stop_p95_s": round(float(np.percentile(latencies, 95)), 3),
+                "stop_to_final_mask_on_screen_s": _round(final_shown_s),
+                "peak_rss_growth_mb": round((memory.peak - memory.start_rss) / 2**20),
+                "painted_voxels_trained_on": history["painted_voxels"],
+                "held_out_voxels": history["held_out_voxels"],
+            }
+        )
+        widget.shutdown()
+        viewer.close()
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long to train")
-    parser.add_argument("--screenshot", help="save a screenshot of the window during training (PNG)")
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long to train and paint")
+    parser.add_argument("--stops", type=int, default=5, help="Train → Stop cycles timed (the first is the long run)")
+    parser.add_argument("--screenshot", help="save a screenshot of the window half-way through (PNG; one case)")
     args = parser.parse_args()
-
-    import napari
+    if args.case != "all":
+        print(json.dumps(run_case(args.case, args.seconds, args.stops, args.screenshot)))
+        return
+    runs = []
+    for case in CASES:
+        command = [sys.executable, __file__, "--case", case, "--seconds", str(args.seconds), "--stops", str(args.stops)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        runs.append(json.loads(out.strip().splitlines()[-1]))
     import torch
-    from qtpy.QtCore import QTimer
-    from qtpy.QtWidgets import QApplication
 
-    viewer = napari.Viewer()
-    viewer.window.resize(1400, 850)
-    viewer.open_sample("napari-unet", "nuclei_2d")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
-    app = QApplication.instance()
-    for _ in range(20):  # let the window settle before measuring
-        app.processEvents()
-        time.sleep(0.01)
-
-    ticks: list[float] = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start()
-    started = time.perf_counter()
-    widget.train()
-    session = widget.session
-    first_prediction = None
-    while time.perf_counter() - started < args.seconds:
-        app.processEvents()
-        if first_prediction is None and session.previews_shown:
-            first_prediction = time.perf_counter() - started
-        time.sleep(0.001)
-    if args.screenshot:
-        viewer.screenshot(args.screenshot, canvas_only=False)
-    refreshes = session.previews_shown
-    steps = len(widget.loss_plot.losses)
-    stop_started = time.perf_counter()
-    widget.stop()
-    while widget.session is not None:
-        app.processEvents()
-        time.sleep(0.001)
-    stop_seconds = time.perf_counter() - stop_started
-    timer.stop()
-    intervals_ms = np.diff(ticks) * 1000
-    stalls_ms = np.clip(intervals_ms - 10, 0, None)
-    report = {
-        "benchmark": "gui_responsiveness",
-        "image": "nuclei 2D sample, 512x512",
-        "device": str(widget.model.config.history[-1]["device"]),
-        "torch_threads_training": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-        "train_seconds": args.seconds,
-        "first_prediction_s": round(first_prediction, 2) if first_prediction else None,
-        "refreshes": refreshes,
-        "refreshes_per_minute": round(refreshes * 60 / args.seconds, 1),
-        "training_steps": steps,
-        "stop_to_finished_s": round(stop_seconds, 3),
-        "timer_ticks": len(ticks),
-        "stall_p95_ms": round(float(np.percentile(stalls_ms, 95)), 1),
-        "stall_max_ms": round(float(stalls_ms.max()), 1),
-    }
-    print(json.dumps(report, indent=2))
-    widget.shutdown()
-    viewer.close()
+    print(
+        json.dumps(
+            {
+                "benchmark": "gui_responsiveness",
+                "date": datetime.date.today().isoformat(),
+                "cpu": platform.processor() or platform.machine(),
+                "cores": os.cpu_count(),
+                "torch": torch.__version__,
+                "torch_threads_default": torch.get_num_threads(),
+                "seconds": args.seconds,
+                "cases": runs,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,21 @@ from qtpy.QtWidgets import QFileDialog
 if TYPE_CHECKING:
     from napari.layers import Labels
 
+    from ._inputs import LayerPixels
+
+
+def _save_session(path: str, pixels: LayerPixels, strokes, **options) -> Path:
+    """Read the image and copy the strokes, then save the session (worker thread)."""
+    import numpy as np
+
+    from ._inputs import whole
+    from .core.session import save_session
+
+    channels_first = pixels.read(whole(pixels.shape))
+    several = channels_first.shape[0] > 1
+    image = channels_first if several else channels_first[0]
+    return save_session(path, image, np.array(strokes, copy=True), channel_axis=0 if several else None, **options)
+
 
 class FileActions:
     """Masks, sessions and packages written or read in the background (needs the dock's ``viewer``,
@@ -88,28 +103,25 @@ class FileActions:
 
     # ---- sessions -----------------------------------------------------------------------------
     def save_session(self, path: str) -> None:
-        """Save the chosen image, its strokes and the model to one OME-Zarr project (in the background)."""
-        import numpy as np
+        """Save the chosen image, its strokes and the model to one OME-Zarr project (in the background:
+        the worker reads the layers' arrays, so a lazy image is never read on the GUI thread)."""
         from napari.qt.threading import create_worker
 
         from . import _layers
-        from .core.session import save_session
+        from ._inputs import LayerPixels
 
         image, strokes = self.image_combo.value, self.strokes_combo.value
         if image is None or strokes is None:
             self.show_message("choose an image and its strokes layer first")
             return
-        pixels = _layers.image_array(image)  # (C, *spatial)
-        channel_axis = 0 if pixels.shape[0] > 1 else None
         self._run_disk_job(
             create_worker(
-                save_session,
+                _save_session,
                 path,
-                pixels if channel_axis is not None else pixels[0],
-                np.array(strokes.data, copy=True),
+                LayerPixels.of(image),
+                strokes.data,
                 model=self.model,
                 spacing=_layers.spatial_transform(image)["scale"],
-                channel_axis=channel_axis,
                 image_name=image.name,
                 inputs=self.layer_files(),
                 _start_thread=False,
@@ -162,18 +174,18 @@ class FileActions:
     def export_bioimageio(self, path: str) -> None:
         """Write the current model as a bioimage.io package at ``path``, tested on a crop of the chosen
         image (or the sample nuclei), in a background worker."""
-        import numpy as np
         from napari.qt.threading import create_worker
 
-        from . import _layers
+        from ._inputs import LayerPixels, whole
         from .core.bioimageio_export import export_bioimageio
 
         if self.model is None:
             self.show_message("train or load a model first")
             return
         image = self.image_combo.value
-        in_memory = image is not None and isinstance(image.data, np.ndarray)
-        pixels = _layers.image_array(image) if in_memory else None  # else: the sample, not a huge read
+        source = LayerPixels.of(image) if image is not None else None
+        # a lazy image: the sample makes the test input, not a huge read
+        pixels = source.read(whole(source.shape)) if source is not None and not source.lazy else None
         if pixels is not None and (pixels.shape[0] != self.model.in_channels or pixels.ndim - 1 != self.model.dim):
             pixels = None  # e.g. a 2D model of a Z-stack: the sample makes the test input
         self.show_message("exporting and testing the bioimage.io package…")

@@ -16,13 +16,6 @@ if TYPE_CHECKING:
 TRANSPARENT = (0.0, 0.0, 0.0, 0.0)
 
 
-def image_array(layer: Image) -> np.ndarray:
-    """The layer's full-resolution pixels as ``(C, *spatial)`` (RGB becomes three channels)."""
-    data = layer.data[0] if layer.multiscale else layer.data
-    data = np.asarray(data)
-    return np.moveaxis(data, -1, 0) if layer.rgb else data[None]
-
-
 def spatial_shape(layer: Image) -> tuple[int, ...]:
     shape = tuple(layer.data[0].shape if layer.multiscale else layer.data.shape)
     return shape[:-1] if layer.rgb else shape

@@ -1,5 +1,6 @@
-"""One live training session in napari: previews stream into a prediction layer, strokes stream to
-the trainer, corrections on the prediction become strokes. Everything here runs on the main thread."""
+"""One live training session in napari: previews stream into a prediction layer, painted edits stream to
+the trainer, corrections on the prediction become strokes, and after Stop the final model predicts what
+is on screen. Everything here runs on the main thread and handles small pieces only: no whole array."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _layers
-from ._worker import TrainingJob
+from ._final_prediction import FinalPrediction
+from ._inputs import Box, LayerPixels
+from ._previews import PreviewPlan, interval
+from ._worker import StrokeEdit, TrainingJob
 
 if TYPE_CHECKING:
     import napari
@@ -19,16 +23,27 @@ if TYPE_CHECKING:
     from .core.messages import Report
     from .core.model import Model
 
-FIRST_PREVIEW_S = 1.5
-PREVIEW_INTERVAL_S = 1.0
-STROKE_SYNC_S = 0.25
+
+def _check_strokes_layer(strokes: Labels, shape: tuple[int, ...]) -> None:
+    """The cheap checks (dtype, shape); the values are checked in the worker."""
+    from .core.errors import UserInputError
+
+    data = strokes.data
+    if np.dtype(data.dtype).kind not in "iu":
+        raise UserInputError(f"the strokes layer holds {data.dtype} values: strokes must be whole numbers")
+    if tuple(data.shape) != tuple(shape):
+        raise UserInputError(
+            f"the strokes layer's shape {tuple(data.shape)} is not the image's {tuple(shape)}: "
+            "click 'New strokes layer' to paint on the image's grid"
+        )
 
 
 class LiveSession:
     """Drives a :class:`TrainingJob` from napari layers.
 
-    Inputs are snapshotted at construction. ``on_report(report)``, ``on_message(text)`` and
-    ``on_finished(model_or_None)`` let the dock show progress.
+    The worker reads the layers' arrays when it starts. ``on_report(report)``, ``on_message(text)``
+    and ``on_finished(model_or_None)`` let the dock show progress; after a model comes back,
+    :attr:`final` predicts it on screen (then the rest of an image held in memory).
     """
 
     def __init__(
@@ -44,41 +59,34 @@ class LiveSession:
         on_message: Callable[[str], None],
         on_finished: Callable[[Model | None], None],
     ) -> None:
-        from .core.validation import check_annotations
-
         self.viewer = viewer
         self.image_layer: Image | None = image
         self.strokes_layer: Labels | None = strokes
-        self.shape = _layers.spatial_shape(image)
+        self.pixels = LayerPixels.of(image)
+        self.shape = self.pixels.shape
+        _check_strokes_layer(strokes, self.shape)
         self.transform = _layers.spatial_transform(image)
         self.prediction_name = f"{image.name} prediction"
         self.on_report, self.on_message, self.on_finished = on_report, on_message, on_finished
-        pixels = _layers.image_array(image)
-        strokes_snapshot = check_annotations(np.array(strokes.data, copy=True), self.shape)
-        self.num_classes = max(2, int(strokes_snapshot.max()))
+        self.num_classes = init.num_classes if init is not None else 2
         self.model_dim = dim or (init.dim if init is not None else min(len(self.shape), 3))
-        spacing = self.transform["scale"] if self.model_dim == 3 else None
         self.job = TrainingJob(
-            pixels,
-            strokes_snapshot,
+            self.pixels,
+            strokes.data,
             dim=dim,
-            spacing=spacing,
+            spacing=self.transform["scale"] if self.model_dim == 3 else None,
             init=init,
             image_name=image.name,
             intensity_probability=intensity_probability,
         )
-        self.started = time.perf_counter()
-        self.last_preview = self.started - PREVIEW_INTERVAL_S + FIRST_PREVIEW_S
+        self.plan = PreviewPlan(self.shape, self.model_dim)
+        self.last_preview = time.perf_counter() - 1e9
         self.preview_pending = False
-        self.strokes_dirty = False
-        self.last_stroke_sync = 0.0
         self.previews_shown = 0
-        self._tiles = self._tile_regions()
-        self._next_tile = 0
+        self.final: FinalPrediction | None = None
         self._prediction: Labels | None = None
         self._coloured_classes = self.num_classes
-        self.pause_requested = False
-        self.stop_requested = False
+        self.pause_requested = self.stop_requested = False
         worker = self.job.worker
         worker.yielded.connect(self._on_report)
         worker.returned.connect(self._on_returned)
@@ -92,6 +100,11 @@ class LiveSession:
     @property
     def worker(self):
         return self.job.worker
+
+    @property
+    def strokes_pending(self) -> bool:
+        """Whether painted edits have yet to reach the trainer."""
+        return self.job.strokes_pending
 
     def stop(self) -> None:
         """End after the current step (also when paused); ``on_finished`` then gets the model."""
@@ -128,25 +141,30 @@ class LiveSession:
         worker.quit()
         if worker.is_paused:
             worker.resume()
+        if self.final is not None:
+            self.final.quit()
 
     # ---- worker signals (main thread) ---------------------------------------------------------
     def _on_report(self, report: Report) -> None:
         if report.preview is not None:
-            self._show_preview(report.preview.region, report.preview.labels)
+            self._show(report.preview.region, report.preview.labels)
+            self.previews_shown += 1
             self.preview_pending = False
         now = time.perf_counter()
-        if self.strokes_dirty and now - self.last_stroke_sync >= STROKE_SYNC_S:
-            self._send_strokes()
-            self.last_stroke_sync = now
-        if not self.preview_pending and now - self.last_preview >= PREVIEW_INTERVAL_S:
+        if not self.preview_pending and now - self.last_preview >= interval(self.job.preview_seconds):
             from .core.messages import PreviewRequest
 
-            self.job.send(PreviewRequest(self._next_region()))
+            self.job.send(PreviewRequest(self.plan.next_region(self._visible())))
             self.preview_pending, self.last_preview = True, now
         self.on_report(report)
 
     def _on_returned(self, model: Model) -> None:
         self._disconnect()
+        visible = self._visible()
+        if visible is not None:
+            rest = [] if self.pixels.lazy else self.plan.rest(visible)
+            threads = self.job.tuner.threads if self.job.tuner is not None else 1
+            self.final = FinalPrediction(model, self.pixels, self.job.box, visible, rest, self._show_final, threads)
         self.on_finished(model)
 
     def _on_error(self, error: Exception) -> None:
@@ -162,65 +180,48 @@ class LiveSession:
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
 
     # ---- previews -----------------------------------------------------------------------------
-    def _tile_regions(self) -> list[tuple[slice, ...]]:
-        """The whole image in tiles, for progressive refresh after the visible region."""
-        from .core.tiling import tile_boxes
+    def _visible(self) -> Box | None:
+        """The region on screen (with a 3D model's context planes), None once the image is gone."""
+        if self.image_layer is None or self.image_layer not in self.viewer.layers:
+            return None
+        depth = 0 if self.model_dim == 2 else 8
+        return _layers.visible_region(self.viewer, self.image_layer, self.shape, depth)
 
-        tile = [256] * len(self.shape)
-        if self.model_dim == 2:
-            tile[:-2] = [1] * (len(self.shape) - 2)
-        else:
-            tile[:-2] = [32] * (len(self.shape) - 2)
-        return list(tile_boxes(self.shape, tile, 0.0, [1] * len(self.shape)))
-
-    def _next_region(self) -> tuple[slice, ...]:
-        """Alternate: the region on screen, then the next tile of the rest of the image."""
-        if self.previews_shown % 2 == 0 and self.image_layer is not None:
-            depth = 0 if self.model_dim == 2 else 8
-            return _layers.visible_region(self.viewer, self.image_layer, self.shape, depth)
-        region = self._tiles[self._next_tile % len(self._tiles)]
-        self._next_tile += 1
-        return region
-
-    def _show_preview(self, region: tuple[slice, ...], labels: np.ndarray) -> None:
+    def _layer(self, live: bool) -> Labels:
+        """The prediction layer, made (under the strokes) if missing; ``live``: corrections count."""
         if self._prediction is None or self._prediction not in self.viewer.layers:
             self._prediction = _layers.prediction_layer(
                 self.viewer, self.prediction_name, self.shape, self.transform, self.num_classes
             )
-            self._prediction.events.paint.connect(self._on_prediction_painted)
+            if live:
+                self._prediction.events.paint.connect(self._on_prediction_painted)
             self._coloured_classes = self.num_classes
-            if self.strokes_layer is not None:  # strokes stay drawn on top, and stay the layer painted on
-                layers = self.viewer.layers
+            if self.strokes_layer is not None and self.strokes_layer in self.viewer.layers:
+                layers = self.viewer.layers  # strokes stay drawn on top, and stay the layer painted on
                 layers.move(layers.index(self._prediction), layers.index(self.strokes_layer))
                 layers.selection.active = self.strokes_layer
-        if labels.max() > self._coloured_classes:  # a class painted during training: give it a colour
-            self._coloured_classes = max(self.num_classes, int(labels.max()))
-            self._prediction.colormap = _layers.prediction_colormap(self._coloured_classes)
-        _layers.write_region(self._prediction, region, labels)
-        self.previews_shown += 1
+        return self._prediction
+
+    def _show(self, region: Box, labels: np.ndarray, live: bool = True) -> None:
+        layer = self._layer(live)
+        top = int(labels.max())
+        if top > self._coloured_classes:  # a class painted during training: give it a colour
+            self._coloured_classes = top
+            layer.colormap = _layers.prediction_colormap(top)
+        _layers.write_region(layer, region, labels)
+
+    def _show_final(self, region: Box, labels: np.ndarray) -> None:
+        self._show(region, labels, live=False)
 
     # ---- strokes and corrections --------------------------------------------------------------
-    def _on_strokes_painted(self, event=None) -> None:
-        self.strokes_dirty = True
-
-    def _send_strokes(self) -> None:
-        from .core.errors import UserInputError
-        from .core.messages import NewAnnotations
-        from .core.validation import check_annotations
-
-        self.strokes_dirty = False
-        if self.strokes_layer is None:
-            return
-        try:
-            strokes = check_annotations(np.array(self.strokes_layer.data, copy=True), self.shape)
-        except UserInputError as error:
-            self.on_message(f"strokes not sent: {error}")
-            return
-        self.num_classes = max(self.num_classes, int(strokes.max()))
-        self.job.send(NewAnnotations(strokes))
+    def _on_strokes_painted(self, event) -> None:
+        """Send what the brush changed (a few voxels), never the whole strokes array."""
+        for indices, values in _layers.painted_pixels(event.value):
+            self.job.send(StrokeEdit(indices, np.asarray(values)))
 
     def _on_prediction_painted(self, event) -> None:
-        """A correction painted on the prediction becomes a stroke (0 = eraser is ignored)."""
+        """A correction painted on the prediction becomes a stroke (0 = eraser is ignored); the strokes
+        layer's own paint event then sends it to the trainer."""
         if self.strokes_layer is None:
             self.on_message("the strokes layer was deleted: corrections cannot be recorded")
             return
@@ -228,16 +229,16 @@ class LiveSession:
             keep = values > 0
             if keep.any():
                 self.strokes_layer.data_setitem(tuple(i[keep] for i in indices), values[keep])
-        self.strokes_dirty = True
 
     def _on_layer_removed(self, event) -> None:
         layer = event.value
         if layer is self.strokes_layer:
+            self.strokes_layer.events.paint.disconnect(self._on_strokes_painted)
             self.strokes_layer = None
             self.on_message("strokes layer deleted: training goes on with the strokes it has")
         elif layer is self.image_layer:
             self.image_layer = None
-            self.on_message("image layer deleted: training goes on with its snapshot")
+            self.on_message("image layer deleted: training goes on with what it read")
         elif layer is self._prediction:
             self._prediction.events.paint.disconnect(self._on_prediction_painted)
             self._prediction = None

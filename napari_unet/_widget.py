@@ -6,13 +6,7 @@ napari thread workers.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import re
-import shutil
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,63 +25,47 @@ from qtpy.QtWidgets import (
 
 from ._file_actions import FileActions
 from ._loss_plot import LossPlot
+from ._predict_action import PredictAction
 from ._suggestions import SuggestionsPanel
 
 if TYPE_CHECKING:
     import napari
 
     from ._live import LiveSession
-    from .core.io import ImageData
     from .core.messages import Report
     from .core.model import Model
+
+RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
+MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
+NO_PRETRAINED = "—"
 
 
 def _abort_all(running: dict) -> None:
     """Quit whatever still runs (also when the dock is destroyed: no reference to the dead widget)."""
     if running["session"] is not None:
         running["session"].abort()
-    for key in ("predict", "export"):
+    for key in RUNNING[1:]:
         if running[key] is not None:
             running[key].quit()
 
 
-Progress = Callable[[int, int], None]
-MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
-NO_PRETRAINED = "—"
-
-
-def _predict_in_memory(model: Model, pixels, spacing: tuple[float, ...], progress: Progress):
-    """Labels, instances and uncertainty of a ``(C, *spatial)`` numpy image (worker thread)."""
-    from .core.api import predict
-    from .core.postprocess import instances_from_labels
-    from .core.uncertainty import entropy
-
-    prediction = predict(model, pixels, channel_axis=0, probabilities=True, progress=progress)
-    instances = instances_from_labels(prediction.labels, spacing=spacing)
-    return prediction.labels, instances, entropy(prediction.probabilities)
-
-
-def _predict_to_zarr(model: Model, image: ImageData, out: Path, progress: Progress):
-    """Predict a zarr/dask image block by block into the OME-Zarr ``out`` (worker thread); the labels
-    come back as its full-resolution zarr array, on disk and writable (corrections can be painted)."""
-    import zarr
-
-    from .core.zarr_output import predict_to_zarr
-
-    predict_to_zarr(model, image, out, progress=progress)
-    return zarr.open_array(str(out / "0"), mode="r+")
-
-
-class UNetTrainerWidget(FileActions, QWidget):
+class UNetTrainerWidget(FileActions, PredictAction, QWidget):
     """Paint strokes, train a U-Net live, correct its prediction, save the model."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
         self.model: Model | None = None
-        # shared with the destroyed handler
-        self._running: dict = {"session": None, "predict": None, "export": None}
+        self._running: dict = dict.fromkeys(RUNNING)  # shared with the destroyed handler
         self._scratch_folder: Path | None = None
+        self._make_controls()
+        self._lay_out()
+        self._connect()
+        self._show_device()
+        self._update_buttons()
+
+    def _make_controls(self) -> None:
+        from .core.model_sources import PRETRAINED
 
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
@@ -97,8 +75,6 @@ class UNetTrainerWidget(FileActions, QWidget):
             "as many steps per second on a volume, but the 3D network gave the better masks on test\n"
             "volumes, even after 30 s on a CPU (docs/benchmarks.md)."
         )
-        from .core.model_sources import PRETRAINED
-
         self.pretrained_combo = ComboBox(choices=[NO_PRETRAINED, *PRETRAINED], value=NO_PRETRAINED)
         self.pretrained_combo.tooltip = "\n".join(f"{name}: {about}" for name, about in PRETRAINED.items())
         self.other_images_check = QCheckBox("Also for images that look different")
@@ -129,6 +105,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(200)
 
+    def _lay_out(self) -> None:
         form = QFormLayout()
         form.addRow("Image", self.image_combo.native)
         strokes_row = QHBoxLayout()
@@ -157,6 +134,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         layout.addWidget(self.suggestions)
         layout.addStretch(1)
 
+    def _connect(self) -> None:
         self.new_strokes_button.clicked.connect(self._new_strokes)
         self.train_button.clicked.connect(self.train)
         self.pause_button.clicked.connect(self.toggle_pause)
@@ -178,8 +156,6 @@ class UNetTrainerWidget(FileActions, QWidget):
 
         QApplication.instance().aboutToQuit.connect(self.shutdown)
         self.destroyed.connect(functools.partial(_abort_all, self._running))
-        self._show_device()
-        self._update_buttons()
 
     # ---- layer choices ------------------------------------------------------------------------
     def _layer_choices(self, kind: str):
@@ -219,6 +195,7 @@ class UNetTrainerWidget(FileActions, QWidget):
         if init is not None and dim is not None and dim != init.dim:
             init = None  # the user asked for another kind of network: start afresh
             note = f" (a new {dim}D network: the current model is {self.model.dim}D)"
+        self._quit_final_prediction()
         try:
             self.session = LiveSession(
                 self.viewer,
@@ -250,19 +227,21 @@ class UNetTrainerWidget(FileActions, QWidget):
             self.session.stop()
 
     def _on_report(self, report: Report) -> None:
+        from ._status import describe
+
         self.loss_plot.add(report.loss)
-        held_out = "" if report.held_out_score is None else f" · held-out accuracy {report.held_out_score:.2f}"
-        self.status.setText(
-            f"{report.device} · step {report.step} · loss {report.loss:.3f} · "
-            f"{report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s\nshowing: {report.showing}{held_out}"
-        )
+        self.status.setText(describe(report))
 
     def _on_finished(self, model: Model | None) -> None:
+        self.final_prediction = self.session.final
         if model is not None:
             self.model = model
             with self.pretrained_combo.changed.blocked():  # the current model is no longer the shipped one
                 self.pretrained_combo.value = NO_PRETRAINED
-            self.show_message("training stopped; Save model keeps it, Train continues from it")
+            self.show_message(
+                "training stopped: the mask on screen is the final model's (the rest of the image follows); "
+                "Save model keeps it, Train continues from it"
+            )
         self.session = None
         self.pause_button.setText("Pause")
         self._update_buttons()
@@ -313,99 +292,6 @@ class UNetTrainerWidget(FileActions, QWidget):
         if path:
             self.load_model(str(Path(path).parent) if Path(path).name == "config.json" else path)
 
-    def predict_all(self) -> None:
-        """Run the current model on the whole chosen image in a background worker. An image held in
-        memory is predicted in memory, with instances and uncertainty; a zarr/dask one block by block
-        into a zarr on disk (labels only: the others would need the whole image in memory)."""
-        import numpy as np
-        from napari.qt.threading import create_worker
-
-        from . import _layers
-
-        image = self.image_combo.value
-        if image is None or self.model is None:
-            self.show_message("choose an image and train or load a model first")
-            return
-        model = self.model
-        data = image.data[0] if image.multiscale else image.data
-        channels = data.shape[-1] if image.rgb else 1
-        if not model.accepts_channels(channels):
-            self.show_message(f"the model takes {model.in_channels} channel(s) but the image has {channels}")
-            return
-        shape, transform, name = _layers.spatial_shape(image), _layers.spatial_transform(image), image.name
-        lazy = not isinstance(data, np.ndarray)
-        unit = "blocks" if lazy else "tiles"
-        progress = {"done": 0, "total": 0}  # written by the worker, read by the timer below
-
-        def record(done: int, total: int) -> None:
-            progress["done"], progress["total"] = done, total
-
-        if lazy:
-            from .core.io import ImageData
-
-            source = ImageData(data, spacing=transform["scale"], channel_axis=-1 if image.rgb else None)
-            out = self._scratch() / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.zarr"
-            run = functools.partial(_predict_to_zarr, model, source, out, record)
-        else:
-            pixels = _layers.image_array(image)
-            run = functools.partial(_predict_in_memory, model, pixels, transform["scale"], record)
-
-        def timed():
-            started = time.perf_counter()
-            return run(), time.perf_counter() - started
-
-        def show_progress() -> None:
-            if progress["total"]:
-                self.status.setText(f"predicting {name}: {progress['done']}/{progress['total']} {unit}")
-
-        def show(result) -> None:
-            outputs, seconds = result
-            layer_name = f"{name} prediction"
-            if lazy:
-                _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes, data=outputs)
-                self.show_message(
-                    f"predicted {name} in {seconds:.1f} s, block by block: no instances or uncertainty "
-                    "(they need the whole image in memory)"
-                )
-                return
-            labels, instances, uncertainty = outputs
-            layer = _layers.prediction_layer(self.viewer, layer_name, shape, transform, model.num_classes)
-            _layers.write_region(layer, tuple(slice(0, s) for s in shape), labels)
-            _layers.instances_layer(self.viewer, f"{name} instances", instances, transform)
-            _layers.uncertainty_layer(self.viewer, f"{name} uncertainty", uncertainty, transform)
-            self.show_message(
-                f"predicted {name} in {seconds:.1f} s: {int(instances.max())} objects; "
-                "Suggest shows where to paint next"
-            )
-
-        self.predict_worker = create_worker(timed, _start_thread=False, _ignore_errors=True)
-        self.predict_worker.returned.connect(show)
-        self.predict_worker.errored.connect(self._prediction_failed)
-        self.predict_worker.finished.connect(self._prediction_finished)
-        self._progress_timer.timeout.connect(show_progress)
-        self._progress_timer.start()
-        self.show_message(f"predicting {name}…")
-        self.predict_worker.start()
-        self._update_buttons()
-
-    def _scratch(self) -> Path:
-        """This dock's folder for zarr-backed predictions, made on first use. It lives as long as
-        Python does: their layers (and corrections painted on them) outlive the dock."""
-        if self._scratch_folder is None:
-            self._scratch_folder = Path(tempfile.mkdtemp(prefix="napari-unet-"))
-            atexit.register(shutil.rmtree, self._scratch_folder, ignore_errors=True)
-        return self._scratch_folder
-
-    def _prediction_failed(self, error: Exception) -> None:
-        self.show_message(f"prediction failed: {error}")
-
-    def _prediction_finished(self) -> None:
-        self._progress_timer.stop()
-        self._progress_timer.timeout.disconnect()
-        self.status.setText("")
-        self.predict_worker = None
-        self._update_buttons()
-
     # ---- display ------------------------------------------------------------------------------
     def show_message(self, text: str) -> None:
         self.message.setText(text)
@@ -438,6 +324,22 @@ class UNetTrainerWidget(FileActions, QWidget):
     @session.setter
     def session(self, value: LiveSession | None) -> None:
         self._running["session"] = value
+
+    @property
+    def final_prediction(self):
+        """The final model's prediction after Stop (see :mod:`._final_prediction`) while it runs, else None."""
+        final = self._running["final"]
+        return None if final is None or final.done else final
+
+    @final_prediction.setter
+    def final_prediction(self, value) -> None:
+        self._running["final"] = value
+
+    def _quit_final_prediction(self) -> None:
+        """Another run starts: the final prediction's remaining tiles would overwrite it."""
+        if self.final_prediction is not None:
+            self.final_prediction.quit()
+        self.final_prediction = None
 
     @property
     def predict_worker(self):

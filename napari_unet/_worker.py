@@ -1,21 +1,31 @@
 """Runs the core trainer in a napari thread worker; messages reach it through a thread-safe queue.
 
-The worker thread never touches napari: it gets numpy snapshots when Train is clicked and talks
-back only through the worker's ``yielded`` / ``returned`` / ``errored`` signals (main thread).
+The worker thread never touches napari: it gets the image's pixels (numpy or lazy) and the strokes
+array when Train is clicked, copies and reads them itself, and hears of later painting only as small
+:class:`StrokeEdit` s. It talks back only through the worker's ``yielded`` / ``returned`` /
+``errored`` signals (main thread).
 """
 
 from __future__ import annotations
 
-import os
 import queue
+import time
 from collections.abc import Generator
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._inputs import Box, LayerPixels, shift, training_box, whole
+from ._threads import ThreadTuner
+
 if TYPE_CHECKING:
     from .core.messages import Message, Report
     from .core.model import Model
+
+STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
+FIRST_TIMED_STEP = 3  # earlier steps include the optimiser's set-up: not timed for the thread choice
+SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
 
 
 class TrainingFailed(Exception):
@@ -24,23 +34,27 @@ class TrainingFailed(Exception):
     as this so the dock hears of them."""
 
 
-def _training_threads() -> int:
-    """All cores but one, so the GUI keeps a core to itself."""
-    return max(1, (os.cpu_count() or 2) - 1)
+@dataclass
+class StrokeEdit:
+    """Voxels painted on the strokes layer: ``indices`` (one array per axis) now hold ``values``."""
+
+    indices: tuple[np.ndarray, ...]
+    values: np.ndarray
 
 
 class TrainingJob:
     """One training run in the background.
 
-    ``image`` is ``(C, *spatial)``, ``strokes`` the spatial annotations (0/1/2..K);
-    ``intensity_probability`` as in :class:`~napari_unet.core.config.TrainConfig`. Use
-    :meth:`send` for new strokes and preview requests, :meth:`stop` to end it gracefully (the
-    worker's ``returned`` signal then carries the trained model).
+    ``pixels`` is the image as stored (see :class:`LayerPixels`), ``strokes`` the live spatial strokes
+    array (0/1/2..K), copied in the worker; a lazy image is trained on the strokes' box plus context
+    (:func:`training_box`), read in the worker. ``intensity_probability`` as in
+    :class:`~napari_unet.core.config.TrainConfig`. Use :meth:`send` for preview requests and
+    :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned`` signal then carries the model).
     """
 
     def __init__(
         self,
-        image: np.ndarray,
+        pixels: LayerPixels,
         strokes: np.ndarray,
         *,
         dim: int | None,
@@ -53,13 +67,22 @@ class TrainingJob:
         from napari.qt.threading import create_worker
 
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self._inputs = {"image": image, "strokes": strokes, "dim": dim, "spacing": spacing, "init": init}
-        self._device = device
-        self._image_name = image_name
+        self._pixels, self._strokes_source = pixels, strokes
+        self._options = {"dim": dim, "spacing": spacing, "init": init}
+        self._model_dim = dim or (init.dim if init is not None else min(len(pixels.shape), 3))
+        self._device, self._image_name = device, image_name
         self._intensity_probability = intensity_probability
+        self.box: Box = whole(pixels.shape)  # what the trainer sees of the image (set in the worker)
+        self.edits_outside = 0  # painted voxels outside ``box``: they wait for the next Train
+        self.preview_seconds = 0.0  # what the last preview cost the worker (read by the main thread)
+        self.tuner: ThreadTuner | None = None
+        self._strokes: np.ndarray | None = None
+        self._unsent_since: float | None = None  # when edits arrived that the trainer has not seen
+        self._last_sync = -float("inf")
+        self.sync_seconds = 0.0  # what the last strokes update cost the trainer (the pixel classifier's refit)
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
-    def send(self, message: Message) -> None:
+    def send(self, message: Message | StrokeEdit) -> None:
         """Queue a message for the trainer; it is read after the current step (thread-safe)."""
         self._inbox.put(message)
 
@@ -69,6 +92,67 @@ class TrainingJob:
 
         self.send(StopTraining())
 
+    def _run(self) -> Generator[Report, None, Model]:
+        """The worker thread's generator: build the model, then relay reports and queued messages."""
+        try:
+            return (yield from self._train())
+        except RuntimeError as error:
+            raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+
+    def _read_inputs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(C, *box)`` pixels and the strokes of the box (worker thread)."""
+        self._strokes = np.array(self._strokes_source, copy=True)  # edits queued since Train hold absolute
+        # values: set again on this copy later, they leave it as the layer is
+        if self._pixels.lazy:
+            self.box = training_box(self._strokes, self._model_dim)
+        return self._pixels.read(self.box), self._strokes[self.box]
+
+    def _train(self) -> Generator[Report, None, Model]:
+
+        from .core.api import prepare_model
+        from .core.config import TrainConfig
+        from .core.training import train_steps
+
+        self.tuner = ThreadTuner()  # sets this thread's torch threads
+        image, strokes = self._read_inputs()
+        model, annotations = prepare_model(image, strokes, **self._options)
+        config = TrainConfig(
+            steps=None,
+            time_budget=None,
+            device=self._device,
+            image_name=self._image_name,
+            intensity_probability=self._intensity_probability,
+        )
+        return (yield from self._relay(train_steps(model, image, annotations, config)))
+
+    def _relay(self, loop: Generator[Report, Any, Model]) -> Generator[Report, None, Model]:
+        """Pass reports on (previews moved back to image coordinates) and queued messages in, timing
+        what previews and strokes updates cost the trainer."""
+        from .core.messages import NewAnnotations
+
+        received: list[Any] | None = None
+        step_seconds = 0.0
+        while True:
+            started = time.perf_counter()
+            try:
+                report = loop.send(received)
+            except StopIteration as finished:
+                return finished.value
+            took = time.perf_counter() - started
+            synced = any(isinstance(message, NewAnnotations) for message in received or ())
+            if synced:
+                self.sync_seconds = max(0.0, took - step_seconds)
+            if report.preview is not None:
+                self.preview_seconds = max(0.0, took - step_seconds - (self.sync_seconds if synced else 0.0))
+                region = shift(report.preview.region, self.box, inward=False)
+                report = replace(report, preview=replace(report.preview, region=region))
+            elif not synced:
+                step_seconds = took
+                if report.step >= FIRST_TIMED_STEP:
+                    self.tuner.step_took(took)
+            yield report
+            received = self._receive(self._drain()) or None
+
     def _drain(self) -> list[Any]:
         messages = []
         while True:
@@ -77,42 +161,38 @@ class TrainingJob:
             except queue.Empty:
                 return messages
 
-    def _run(self) -> Generator[Report, None, Model]:
-        """The worker thread's generator: build the model, then relay reports and queued messages."""
-        try:
-            return (yield from self._train())
-        except RuntimeError as error:
-            raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+    def _receive(self, messages: list[Any]) -> list[Message]:
+        """Apply stroke edits to the worker's copy; the trainer's messages (regions moved into the box),
+        plus the box's strokes when edits are due: at most every :data:`STROKE_SYNC_S`, and so that the
+        refits they cause take about :data:`SYNC_SHARE` of the time."""
+        from .core.messages import NewAnnotations, PreviewRequest
 
-    def _train(self) -> Generator[Report, None, Model]:
-        import torch
+        out: list[Message] = []
+        for message in messages:
+            if isinstance(message, StrokeEdit):
+                self._apply(message)
+            elif isinstance(message, PreviewRequest) and message.region is not None:
+                region = shift(message.region, self.box, True)
+                if region is not None:
+                    out.append(PreviewRequest(region))
+            else:
+                out.append(message)
+        now = time.perf_counter()
+        due = now - self._last_sync >= max(STROKE_SYNC_S, self.sync_seconds / SYNC_SHARE)
+        if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due:
+            self._unsent_since, self._last_sync = None, now
+            out.insert(0, NewAnnotations(self._strokes[self.box]))
+        return out
 
-        from .core.api import prepare_model
-        from .core.config import TrainConfig
-        from .core.training import train_steps
+    def _apply(self, edit: StrokeEdit) -> None:
+        """Write ``edit`` into the worker's strokes; note when it reaches the trained box."""
+        self._strokes[edit.indices] = edit.values
+        inside = np.all([(i >= b.start) & (i < b.stop) for i, b in zip(edit.indices, self.box)], axis=0)
+        self.edits_outside += int((~inside).sum())
+        if inside.any() and self._unsent_since is None:
+            self._unsent_since = time.perf_counter()
 
-        torch.set_num_threads(_training_threads())
-        image = self._inputs["image"]
-        model, annotations = prepare_model(
-            image,
-            self._inputs["strokes"],
-            dim=self._inputs["dim"],
-            spacing=self._inputs["spacing"],
-            init=self._inputs["init"],
-        )
-        config = TrainConfig(
-            steps=None,
-            time_budget=None,
-            device=self._device,
-            image_name=self._image_name,
-            intensity_probability=self._intensity_probability,
-        )
-        loop = train_steps(model, image, annotations, config)
-        received: list[Any] | None = None
-        while True:
-            try:
-                report = loop.send(received)
-            except StopIteration as finished:
-                return finished.value
-            yield report
-            received = self._drain() or None
+    @property
+    def strokes_pending(self) -> bool:
+        """Whether painted edits wait to reach the trainer (read by the main thread)."""
+        return self._unsent_since is not None or not self._inbox.empty()

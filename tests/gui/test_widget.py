@@ -39,7 +39,7 @@ def test_training_streams_previews_and_never_touches_strokes(trainer, qtbot):
     assert tuple(prediction.scale) == tuple(viewer.layers["nuclei 2D"].scale)
     assert set(np.unique(prediction.data)) <= {0, 1, 2} and (prediction.data == 2).any()
     assert "step" in widget.status.text() and len(widget.loss_plot.losses) > 0
-    assert "showing: " in widget.status.text()  # the candidate on screen (pixel classifier, U-Net or blend)
+    assert "Mask on screen: " in widget.status.text()  # the candidate on screen (pixel classifier, U-Net or blend)
     _stop(qtbot, widget)
     assert np.array_equal(strokes.data, before)
     assert widget.model is not None and widget.predict_button.isEnabled()
@@ -70,7 +70,7 @@ def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
     session = _start(qtbot, widget)
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
     strokes.paint((5, 5), 3)  # a new class, painted with the brush while training runs
-    qtbot.waitUntil(lambda: not session.strokes_dirty, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not session.strokes_pending, timeout=TIMEOUT_MS)
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 10, timeout=TIMEOUT_MS)
     _stop(qtbot, widget)
     assert widget.model.num_classes == 3  # the trainer saw class 3 and grew its output layer
@@ -87,7 +87,7 @@ def test_corrections_on_the_prediction_become_strokes(trainer, qtbot):
     y, x = candidates[len(candidates) // 2]
     prediction.brush_size = 1
     prediction.paint((y, x), 1)  # the user marks a predicted nucleus pixel as background
-    assert strokes.data[y, x] == 1 and session.strokes_dirty
+    assert strokes.data[y, x] == 1 and session.strokes_pending
     painted = strokes.data.copy()
     y2, x2 = np.argwhere(strokes.data == 2)[0]
     prediction.paint((y2, x2), 0)  # erasing on the prediction does not erase strokes
@@ -129,7 +129,7 @@ def test_predict_all_and_model_round_trip(trainer, qtbot, tmp_path):
     assert "not found" in widget.message.text() and "pretrained name" in widget.message.text()
 
 
-def test_new_strokes_layer_matches_the_image(make_napari_viewer):
+def test_new_strokes_layer_matches_the_image(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_image(np.zeros((6, 40, 50), np.float32), name="vol", scale=(3, 1, 1), translate=(5, 0, 0))
     widget = UNetTrainerWidget(viewer)
@@ -137,8 +137,9 @@ def test_new_strokes_layer_matches_the_image(make_napari_viewer):
     layer = viewer.layers["vol strokes"]
     assert layer.data.shape == (6, 40, 50) and tuple(layer.scale) == (3, 1, 1) and tuple(layer.translate) == (5, 0, 0)
     assert widget.strokes_combo.value is layer
-    widget.train()
-    assert widget.session is None and "nothing is painted" in widget.message.text()
+    widget.train()  # the values are checked in the worker: the message comes a moment later
+    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+    assert "nothing is painted" in widget.message.text()
 
 
 def test_visible_region_follows_the_current_plane(make_napari_viewer):

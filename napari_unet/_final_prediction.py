@@ -1,0 +1,111 @@
+"""After Stop: the final model's prediction of the region on screen at once, then (for an image in
+memory) of the rest, tile by tile, in a napari thread worker; each region is written whole on the main
+thread, so what is on screen is one model's mask, not tiles of different moments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._inputs import Box, LayerPixels
+
+if TYPE_CHECKING:
+    from .core.model import Model
+
+CONTEXT = 64  # voxels of image around each region, in-plane (the pixel classifier's widest filter is σ 16)
+CONTEXT_ACROSS = 8  # and across planes, for a 3D model
+PIECE_VOXELS = 1024 * 1024  # the visible region is predicted in pieces of at most this many voxels
+
+
+def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
+    """``region`` grown by the context the model looks at, within ``shape``."""
+    ndim = len(shape)
+    grown = []
+    for axis, (r, size) in enumerate(zip(region, shape)):
+        margin = CONTEXT if axis >= ndim - 2 else (CONTEXT_ACROSS if model_dim == 3 else 0)
+        grown.append(slice(max(0, r.start - margin), min(size, r.stop + margin)))
+    return tuple(grown)
+
+
+def _labels(model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device) -> np.ndarray:
+    """The model's labels of ``region``, predicted with context around it."""
+    from .core.inference import chosen_probabilities, labels_from_probabilities
+
+    grown = with_context(region, pixels.shape, model.dim)
+    normalized = model.normalize(pixels.read(grown), ranges)
+    labels = labels_from_probabilities(chosen_probabilities(model, normalized, device=device))
+    return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
+
+
+def predict_regions(
+    model: Model, pixels: LayerPixels, trained_box: Box, visible: Box, rest: list[Box], threads: int
+) -> Generator[tuple[Box, np.ndarray] | None, None, None]:
+    """Worker thread: ``(visible, labels)`` once all its pieces are done (None after each piece: a chance
+    to quit), then ``(region, labels)`` for each of ``rest``. A plain function: napari's worker keeps a
+    reference to it, which must not reach the layers."""
+    import torch
+
+    from ._previews import pieces
+    from .core.devices import resolve_device
+
+    torch.set_num_threads(threads)  # per thread: this worker's own
+    device = resolve_device("auto")
+    ranges = model.intensity_ranges(pixels.read(trained_box))
+    labels = np.empty([r.stop - r.start for r in visible], np.uint8)
+    for piece in pieces(visible, PIECE_VOXELS):
+        inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, visible))
+        labels[inside] = _labels(model, pixels, piece, ranges, device)
+        yield None
+    yield visible, labels
+    for region in rest:
+        yield region, _labels(model, pixels, region, ranges, device)
+
+
+class FinalPrediction:
+    """Predicts the ``visible`` region of ``pixels`` with ``model`` (in pieces, written together), then each
+    box of ``rest``, in the background, normalised as in training (the percentiles of ``trained_box``);
+    ``write(region, labels)`` runs on the main thread for each; torch uses ``threads`` (the count the
+    training worker found fastest). :meth:`quit` ends it between pieces."""
+
+    def __init__(
+        self,
+        model: Model,
+        pixels: LayerPixels,
+        trained_box: Box,
+        visible: Box,
+        rest: list[Box],
+        write: Callable[[Box, np.ndarray], None],
+        threads: int = 1,
+    ) -> None:
+        from napari.qt.threading import create_worker
+
+        self.regions_done = 0
+        self.done = False
+        self._write = write
+        self.worker = create_worker(
+            predict_regions,
+            model,
+            pixels,
+            trained_box,
+            visible,
+            rest,
+            threads,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        self.worker.yielded.connect(self._written)  # bound methods: Qt keeps no strong reference to self
+        self.worker.finished.connect(self._finished)
+        self.worker.start()
+
+    def _written(self, item: tuple[Box, np.ndarray] | None) -> None:
+        if item is not None:
+            self._write(*item)
+            self.regions_done += 1
+
+    def _finished(self) -> None:
+        self.done = True
+
+    def quit(self) -> None:
+        self.worker.quit()

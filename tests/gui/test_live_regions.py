@@ -1,0 +1,59 @@
+"""The live loop's region arithmetic: the box a lazy image is trained on, regions moved in and out of it,
+the pieces a preview of the screen is cut into, the tiles left after Stop, and how often previews come."""
+
+import numpy as np
+import pytest
+
+from napari_unet._inputs import ACROSS_MARGIN, IN_PLANE_MARGIN, LayerPixels, shift, training_box, whole
+from napari_unet._previews import PIECE_VOXELS, PreviewPlan, interval, pieces
+
+
+def test_the_training_box_is_the_strokes_plus_context_within_the_image():
+    strokes = np.zeros((40, 600, 700), np.uint8)
+    strokes[20, 300, 400] = 1
+    strokes[22, 350, 690] = 2
+    assert training_box(strokes, model_dim=3) == (
+        slice(20 - ACROSS_MARGIN, 23 + ACROSS_MARGIN),
+        slice(300 - IN_PLANE_MARGIN, 351 + IN_PLANE_MARGIN),
+        slice(400 - IN_PLANE_MARGIN, 700),  # clipped at the image's edge
+    )
+    assert training_box(strokes, model_dim=2)[0] == slice(20, 23)  # a 2D model needs no planes around
+    assert training_box(np.zeros((5, 5), np.uint8), model_dim=2) == whole((5, 5))
+
+
+def test_regions_move_into_the_box_clipped_and_back():
+    box = (slice(10, 50), slice(100, 200))
+    assert shift((slice(0, 20), slice(150, 300)), box, inward=True) == (slice(0, 10), slice(50, 100))
+    assert shift((slice(0, 5), slice(150, 300)), box, inward=True) is None  # wholly outside
+    assert shift((slice(0, 10), slice(50, 100)), box, inward=False) == (slice(10, 20), slice(150, 200))
+
+
+def test_a_lazy_image_is_read_box_by_box_channels_first():
+    rgb = LayerPixels(np.arange(4 * 5 * 3).reshape(4, 5, 3), rgb=True)
+    assert rgb.shape == (4, 5) and not rgb.lazy
+    block = rgb.read((slice(1, 3), slice(0, 2)))
+    assert block.shape == (3, 2, 2) and block[2, 0, 1] == rgb.data[1, 1, 2]
+
+
+@pytest.mark.parametrize("region", [(slice(0, 4096), slice(0, 4096)), (slice(3, 20), slice(5, 1030), slice(0, 900))])
+def test_pieces_cover_the_region_each_small(region):
+    covered = np.zeros([r.stop for r in region], bool)
+    for piece in pieces(region):
+        assert np.prod([p.stop - p.start for p in piece]) <= PIECE_VOXELS
+        covered[piece] = True
+    assert covered[region].all() and covered.sum() == np.prod([r.stop - r.start for r in region])
+
+
+def test_the_plan_alternates_screen_pieces_and_tiles_and_leaves_the_rest_for_after_stop():
+    plan = PreviewPlan((1024, 1024), model_dim=2)
+    visible = (slice(0, 1024), slice(0, 600))
+    asked = [plan.next_region(visible) for _ in range(6)]
+    assert all(asked[i][1].stop <= 600 for i in (0, 2, 4))  # on screen
+    assert asked[1] == (slice(0, 256), slice(0, 256))  # then the tiles, in turn
+    rest = plan.rest(visible)
+    assert rest and all(tile[1].stop > 600 for tile in rest)
+
+
+def test_previews_take_a_bounded_share_of_the_time():
+    assert interval(0.05) == 1.0  # cheap: once a second
+    assert interval(2.0) == pytest.approx(8.0)  # costly: a quarter of the time at most
