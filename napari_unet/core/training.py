@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import platform
 import time
 import warnings
 from collections.abc import Generator, Sequence
@@ -30,12 +29,12 @@ from .patch_plan import default_batch_size, default_patch_size, region_block
 from .precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from .pseudo_labels import confident_labels, merged_targets
 from .region_prior import brightness_separation, scaled_region_weight
+from .run_record import history_entry
 from .sampling import PatchSampler
+from .schedule import learning_rate_at
 from .selection import CACHE_VOXELS, Selection
 from .validation import check_annotations
 
-WARMUP_STEPS = 20
-FINAL_LR_FRACTION = 0.05
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
@@ -43,22 +42,6 @@ SCORE_INTERVAL_S = 2.0  # the U-Net is scored on the held-out strokes at most th
 SCORE_SHARE = 0.1  # ...and with at most this share of the time
 MIN_SCORED_UPDATES = 100  # a new U-Net with fewer updates is not scored (nor shown): early ones won on held-out
 # strokes yet drew worse masks than the forest (docs/benchmarks.md); a trained start (init=) is scored at once
-
-
-def _learning_rate(settings: TrainConfig, step: int, elapsed: float) -> float:
-    """Linear warm-up, then cosine decay over whichever horizon (steps or seconds) is known."""
-    base = settings.learning_rate
-    warm = min(1.0, (step + 1) / WARMUP_STEPS)
-    fractions = []
-    if settings.steps is not None:
-        fractions.append(step / settings.steps)
-    if settings.time_budget is not None:
-        fractions.append(elapsed / settings.time_budget)
-    if not fractions:
-        return base * warm
-    progress = min(1.0, max(fractions))
-    cosine = FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress))
-    return base * warm * cosine
 
 
 class _Run:
@@ -324,6 +307,11 @@ class _Run:
         chosen = self.selection.chosen
         return chosen, self.selection.scores[chosen]
 
+    def receive_all(self, received: Message | Sequence[Message] | None) -> None:
+        """Act on what the caller sent into the generator: one message, a list of them, or None."""
+        for message in received if isinstance(received, (list, tuple)) else [received]:
+            self.receive(message)
+
     def receive(self, message: Message | None) -> None:
         if isinstance(message, NewAnnotations):
             annotations = check_annotations(np.array(message.annotations, copy=True), self.spatial)
@@ -346,18 +334,6 @@ def _painted_counts(annotations: np.ndarray) -> dict[int, int]:
     return {value: int(count) for value, count in enumerate(counts) if value and count}
 
 
-def software_versions() -> dict[str, str]:
-    """Versions that shape a result: napari-unet, torch, numpy, Python."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ours = version("napari-unet")
-    except PackageNotFoundError:  # a source tree
-        ours = "unknown"
-    python = platform.python_version()
-    return {"napari_unet": ours, "torch": torch.__version__, "numpy": np.__version__, "python": python}
-
-
 def train_steps(
     model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
 ) -> Generator[Report, Message | Sequence[Message] | None, Model]:
@@ -378,8 +354,7 @@ def train_steps(
         whole = tuple(slice(0, s) for s in run.spatial)
         first = run.predict_region(whole) if run.normalized[0].size <= CACHE_VOXELS else None
         received = yield Report(0, loss, time.perf_counter() - start, 0.0, 0.0, str(run.device), first, *run.showing)
-        for message in received if isinstance(received, (list, tuple)) else [received]:
-            run.receive(message)
+        run.receive_all(received)
         run.begin()
         setup = time.perf_counter() - start  # the U-Net's learning-rate schedule starts now
         while not run.stop_requested:
@@ -389,7 +364,7 @@ def train_steps(
             time_done = settings.time_budget is not None and elapsed + reserved >= settings.time_budget
             if steps_done or time_done:
                 break
-            learning_rate = _learning_rate(settings, step, elapsed - setup)
+            learning_rate = learning_rate_at(settings, step, elapsed - setup)
             stepped_at = time.perf_counter()
             loss = run.step(learning_rate)
             stepping += time.perf_counter() - stepped_at
@@ -398,9 +373,7 @@ def train_steps(
             elapsed = time.perf_counter() - start
             rate = step / max(elapsed, 1e-9)
             report = Report(step, loss, elapsed, rate, learning_rate, str(run.device), run.preview(), *run.showing)
-            received = yield report
-            for message in received if isinstance(received, (list, tuple)) else [received]:
-                run.receive(message)
+            run.receive_all((yield report))
             if run.bad_steps >= MAX_NON_FINITE_STEPS:
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
@@ -415,36 +388,6 @@ def train_steps(
     model.config.pixel_classifier = to_dict(run.selection.config)
     model.config.selection = run.selection.record()
     model.config.history.append(
-        {
-            "date": started_at,
-            "image": {"name": settings.image_name, "shape": list(image.shape), "dtype": str(image.dtype)},
-            "steps": step,
-            "seconds": round(time.perf_counter() - start, 3),
-            "final_loss": loss,
-            "device": str(run.device),
-            "precision": precision_name(run.precision),
-            **(
-                {"started_in": precision_name(run.starting_precision)}
-                if run.starting_precision != run.precision
-                else {}
-            ),
-            "patch_size": list(run.patch),
-            "batch_size": run.batch_size,
-            "painted_voxels": {str(k): v for k, v in run.painted.items()},
-            "held_out_voxels": len(run.selection.held_labels),
-            "chosen": model.config.selection["chosen"],
-            "brightness_separation": round(run.separation, 4),
-            "region_weight": round(run.region_weight, 4),
-            "region_block": list(run.region_block),
-            "settings": {
-                "steps": settings.steps,
-                "time_budget": settings.time_budget,
-                "learning_rate": settings.learning_rate,
-                "intensity_probability": settings.intensity_probability,
-                "seed": settings.seed,
-            },
-            "versions": software_versions(),
-            **({"stopped": stopped} if stopped else {}),
-        }
+        history_entry(run, image, settings, started_at, step, loss, time.perf_counter() - start, stopped)
     )
     return model
