@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 
@@ -50,7 +51,7 @@ def prepare_model(
 ) -> tuple[Model, np.ndarray]:
     """Check ``image`` ``(C, *spatial)`` and strokes, and build the model to train.
 
-    Returns the model (fresh, or ``init`` adapted to the painted classes) and the strokes as uint8.
+    Returns the model (fresh, or a copy of ``init`` adapted to the painted classes) and the strokes as uint8.
     ``dim`` defaults to the image's spatial dimensionality (3D volumes train a 3D model). Refuses an
     empty image and bad settings, and warns about NaN or constant images (see :mod:`.validation`).
     """
@@ -63,8 +64,8 @@ def prepare_model(
     check_count(depth, "depth")
     annotations = check_annotations(annotations, spatial)
     num_classes = max(2, int(annotations.max()))
-    if init is not None:
-        start = open_model(init)
+    if init is not None:  # a model object is copied: training never changes the caller's model
+        start = copy.deepcopy(init) if isinstance(init, Model) else open_model(init)
         if dim is not None and dim != start.dim:
             raise UserInputError(f"--dim {dim} differs from the initial model's dim {start.dim}; drop --dim")
         check_spatial_ndim(spatial, start.dim)

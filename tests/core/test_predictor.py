@@ -65,9 +65,6 @@ def test_folding_leaves_other_norms_alone():
     assert [type(m) for m in network.modules()] == kinds
 
 
-@pytest.mark.xfail(
-    strict=True, reason="issue 20 item 3, not done yet: train(init=model) fine-tunes and returns that very model"
-)
 def test_training_from_a_model_leaves_that_model_alone(nuclei_2d):
     torch.manual_seed(0)
     start = train(nuclei_2d.image, nuclei_2d.strokes, steps=3, time_budget=None, seed=0, device="cpu")
