@@ -1,14 +1,17 @@
-"""Speed: napari-unet's tiled prediction against MONAI's ``sliding_window_inference`` (same network,
-input and device; MONAI at its best ``sw_batch_size``, overlap 0.25, gaussian), and napari-unet's trainer
-against a plain PyTorch loop of the same network (overhead, achieved FLOP rate, memory layouts).
+"""Speed: napari-unet's tiled prediction against MONAI's ``sliding_window_inference`` (same network
+object, input and device; MONAI roi 256 in 2D, overlap 0.25, gaussian, ``--sw-batch-size`` 4), and
+napari-unet's trainer against a plain PyTorch loop of the same network (overhead, FLOP rate, layouts).
 
 Runs on CPU, or CUDA with ``--device cuda``; needs ``pip install monai``. ``--precision`` (default
-auto: bf16 on CUDA and on CPUs with native bfloat16, else fp32) applies to every side alike. Model FLOPs
-utilisation is the achieved FLOP rate over the device's dense peak for that precision (known GPUs, or
-``--peak-tflops``). Prints one JSON object::
+auto: bf16 on CUDA and on CPUs with native bfloat16, else fp32) applies to every side alike; every
+prediction result records the precision and whether the CPU computes bfloat16 natively. Prediction
+runs take turns (``--repeats`` rounds, medians), so a shared machine slows every side alike. Model
+FLOPs utilisation is the achieved FLOP rate over the device's dense peak for that precision (known
+GPUs). Prints one JSON object::
 
-    python benchmarks/speed.py                # CPU
-    python benchmarks/speed.py --device cuda  # a GPU machine
+    python benchmarks/speed.py --threads 2                                   # CPU
+    python benchmarks/speed.py --precision fp32 --parts prediction --dims 2  # issue 21's case
+    python benchmarks/speed.py --device cuda                                 # a GPU machine
 """
 
 from __future__ import annotations
@@ -19,35 +22,22 @@ import datetime
 import functools
 import json
 import platform
+import statistics
 import time
 
 import numpy as np
 import torch
 
-from napari_unet.core.precision import CHOICES
+from napari_unet.core.precision import CHOICES, cpu_has_native_bfloat16
 
 # Dense tensor-core peaks in TFLOP/s for bf16/fp16 (NVIDIA data sheets), by device-name fragments.
 PEAK_TFLOPS_16BIT = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0))
 
+# Images, and MONAI's window (issue 21: 256 in 2D); our tiles are predict_normalized's defaults.
 CASES = {
-    "cpu": {2: {"image": (1024, 1024), "tile": 512}, 3: {"image": (64, 192, 192), "tile": 96}},
-    "cuda": {2: {"image": (4096, 4096), "tile": 512}, 3: {"image": (128, 512, 512), "tile": 128}},
+    "cpu": {2: {"image": (3072, 3072), "roi": 256}, 3: {"image": (64, 192, 192), "roi": 96}},
+    "cuda": {2: {"image": (4096, 4096), "roi": 256}, 3: {"image": (128, 512, 512), "roi": 128}},
 }
-
-
-def _best_seconds(work, repeats: int, device: torch.device) -> float:
-    """The fastest of ``repeats`` runs after one warm-up, synchronising CUDA around each."""
-    work()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        work()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def _mean_rate(step, steps: int, device: torch.device) -> float:
@@ -82,57 +72,72 @@ def trained_model(dim: int, seconds: float, device: str, precision: str):
     return train(sample.image, sample.strokes, spacing=sample.spacing, **settings)
 
 
+def _interleaved_medians(works: dict, repeats: int, device: torch.device) -> dict[str, dict]:
+    """Median and all seconds of each of ``works`` over ``repeats`` rounds after one warm-up round,
+    the works taking turns within each round (so a busy machine slows them alike)."""
+    for work in works.values():
+        work()
+    times: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(repeats):
+        for name, work in works.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            work()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - started)
+    return {name: {"seconds": statistics.median(all_), "all": all_} for name, all_ in times.items()}
+
+
 @torch.inference_mode()
-def prediction_case(model, dim: int, case: dict, device: torch.device, precision: str, repeats: int) -> dict:
+def prediction_case(
+    model, dim: int, case: dict, device: torch.device, precision: str, repeats: int, sw_batch_size: int
+) -> dict:
+    """``predict_normalized`` at its defaults against MONAI's sliding window (roi ``case["roi"]``, overlap
+    0.25, gaussian, ``sw_batch_size``) given the network as the user has it (as loaded: default layout,
+    eval mode) and a channels-last copy of it, on the same normalised input, timed interleaved."""
     from monai.inferers import sliding_window_inference
 
     from napari_unet.core.inference import predict_normalized
-    from napari_unet.core.precision import autocast, resolve_precision
+    from napari_unet.core.precision import autocast, precision_name, resolve_precision
     from napari_unet.core.synthetic import synthetic_nuclei
 
     dtype = resolve_precision(precision, device)
-    ours_predict = functools.partial(
-        predict_normalized, model, tile_size=case["tile"], device=device, precision=precision
-    )
-
     sample = synthetic_nuclei(case["image"], spacing=(2.0, 1.0, 1.0) if dim == 3 else None, seed=7)
     normalized = model.normalize(sample.image[None])
-    tile = case["tile"]
-    ours = ours_predict(normalized)
-    ours_seconds = _best_seconds(lambda: ours_predict(normalized), repeats, device)
-    as_loaded = copy.deepcopy(model.network).to(device=device, memory_format=torch.contiguous_format).eval()
-    as_loaded.memory_format = torch.contiguous_format  # the default layout, weights and inputs
-    placed = model.network.place(device).eval()
+    as_loaded = model.network.eval()  # the caller's network, untouched by predict_normalized
+    channels_last = copy.deepcopy(as_loaded).place(device)
     inputs = torch.from_numpy(normalized)[None].to(device)
-    roi = (tile,) * dim
 
-    def monai(network, batch):
+    def monai(network):
         def predictor(tiles):  # the network in the same precision as ours, blending in float32
             with autocast(device, dtype):
                 return network(tiles).float()
 
-        return sliding_window_inference(inputs, roi, batch, predictor, overlap=0.25, mode="gaussian")
+        roi = (case["roi"],) * dim
+        return sliding_window_inference(inputs, roi, sw_batch_size, predictor, overlap=0.25, mode="gaussian")
 
-    monai_runs = {}
-    for name, network in (("default_layout", as_loaded), ("same_layout_as_ours", placed)):
-        timings = {
-            batch: _best_seconds(functools.partial(monai, network, batch), repeats, device) for batch in (1, 2, 4)
-        }
-        best = min(timings, key=timings.get)
-        monai_runs[name] = {"sw_batch_size": best, "seconds": timings[best], "all": timings}
-    monai_labels = torch.softmax(monai(placed, monai_runs["same_layout_as_ours"]["sw_batch_size"]), 1)[0]
-    agreement = float((monai_labels.argmax(0).cpu().numpy() == ours.argmax(0)).mean())
-    voxels = float(np.prod(case["image"]))
+    works = {
+        "ours": functools.partial(predict_normalized, model, normalized, device=device, precision=precision),
+        "monai_default_layout": functools.partial(monai, as_loaded),
+        "monai_channels_last": functools.partial(monai, channels_last),
+    }
+    timings = _interleaved_medians(works, repeats, device)
+    ours = predict_normalized(model, normalized, device=device, precision=precision)
+    monai_labels = monai(as_loaded)[0].argmax(0).cpu().numpy()
+    ours_seconds = timings["ours"]["seconds"]
     return {
         "dim": dim,
         "image": list(case["image"]),
-        "tile": tile,
-        "ours_seconds": ours_seconds,
-        "ours_mvoxel_per_s": voxels / ours_seconds / 1e6,
-        "monai": monai_runs,
-        "speedup_vs_monai_default_layout": monai_runs["default_layout"]["seconds"] / ours_seconds,
-        "speedup_vs_monai_same_layout": monai_runs["same_layout_as_ours"]["seconds"] / ours_seconds,
-        "label_agreement": agreement,
+        "precision": precision_name(dtype),
+        "cpu_native_bf16": cpu_has_native_bfloat16(),
+        "monai": {"roi": case["roi"], "overlap": 0.25, "mode": "gaussian", "sw_batch_size": sw_batch_size},
+        "timings": timings,
+        "ours_mvoxel_per_s": float(np.prod(case["image"])) / ours_seconds / 1e6,
+        "speedup_vs_monai_default_layout": timings["monai_default_layout"]["seconds"] / ours_seconds,
+        "speedup_vs_monai_channels_last": timings["monai_channels_last"]["seconds"] / ours_seconds,
+        "label_agreement": float((monai_labels == ours.argmax(0)).mean()),
     }
 
 
@@ -223,21 +228,32 @@ def training_case(dim: int, device: torch.device, precision: str, steps: int) ->
     }
 
 
-def run(device: str, precision: str, repeats: int, train_steps: int, dims: list[int]) -> dict:
+def run(
+    device: str,
+    precision: str,
+    repeats: int,
+    train_steps: int,
+    dims: list[int],
+    sw_batch_size: int = 4,
+    parts: tuple[str, ...] = ("prediction", "training"),
+) -> dict:
     """The whole speed benchmark as a JSON-ready dict."""
     from napari_unet.core.precision import precision_name, resolve_precision
 
     torch_device = torch.device(device)
     prediction, training = [], []
     for dim in dims:
-        model = trained_model(dim, 10.0, device, precision)
-        case = CASES[torch_device.type][dim]
-        prediction.append(prediction_case(model, dim, case, torch_device, precision, repeats))
-        training.append(training_case(dim, torch_device, precision, train_steps))
+        if "prediction" in parts:
+            model = trained_model(dim, 10.0, device, precision)
+            case = CASES[torch_device.type][dim]
+            prediction.append(prediction_case(model, dim, case, torch_device, precision, repeats, sw_batch_size))
+        if "training" in parts:
+            training.append(training_case(dim, torch_device, precision, train_steps))
     return {
         "benchmark": "speed",
         "date": datetime.date.today().isoformat(),
         "device": torch.cuda.get_device_name() if torch_device.type == "cuda" else platform.processor() or "cpu",
+        "cpu_native_bf16": cpu_has_native_bfloat16(),
         "precision": precision_name(resolve_precision(precision, torch_device)),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -249,16 +265,24 @@ def run(device: str, precision: str, repeats: int, train_steps: int, dims: list[
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--precision", default="auto", choices=CHOICES)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (medians reported)")
     parser.add_argument("--train-steps", type=int, default=30)
     parser.add_argument("--dims", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--sw-batch-size", type=int, default=4, help="MONAI's windows per pass")
+    parser.add_argument("--parts", nargs="+", default=["prediction", "training"], choices=["prediction", "training"])
+    parser.add_argument("--threads", type=int, help="torch threads for every side (default: torch's)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args()
-    print(json.dumps(run(args.device, args.precision, args.repeats, args.train_steps, args.dims), indent=2))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report = run(
+        args.device, args.precision, args.repeats, args.train_steps, args.dims, args.sw_batch_size, tuple(args.parts)
+    )
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
