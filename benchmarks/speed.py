@@ -23,7 +23,9 @@ import functools
 import json
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,13 +65,17 @@ def peak_tflops(device: torch.device, dtype: torch.dtype) -> float | None:
 
 
 def trained_model(dim: int, seconds: float, device: str, precision: str):
-    """A model trained briefly on the bundled sample, so predictions are not constant."""
+    """A model trained briefly on the bundled sample, so predictions are not constant, saved and loaded
+    back as a user would (the trainer leaves its network channels-last; a loaded one is not)."""
     from napari_unet.core.api import train
+    from napari_unet.core.model import Model
     from napari_unet.sample_data import nuclei_sample
 
     sample = nuclei_sample(dim)
     settings = {"time_budget": seconds, "seed": 0, "device": device, "precision": precision}
-    return train(sample.image, sample.strokes, spacing=sample.spacing, **settings)
+    trained = train(sample.image, sample.strokes, spacing=sample.spacing, **settings)
+    with tempfile.TemporaryDirectory() as folder:
+        return Model.load(trained.save(Path(folder) / "model"))
 
 
 def _interleaved_medians(works: dict, repeats: int, device: torch.device) -> dict[str, dict]:
@@ -106,7 +112,7 @@ def prediction_case(
     dtype = resolve_precision(precision, device)
     sample = synthetic_nuclei(case["image"], spacing=(2.0, 1.0, 1.0) if dim == 3 else None, seed=7)
     normalized = model.normalize(sample.image[None])
-    as_loaded = model.network.eval()  # the caller's network, untouched by predict_normalized
+    as_loaded = model.network.eval()  # the caller's network as loaded, untouched by predict_normalized
     channels_last = copy.deepcopy(as_loaded).place(device)
     inputs = torch.from_numpy(normalized)[None].to(device)
 
