@@ -46,7 +46,11 @@ class TrainConfig:
     ``smoothness_weight``/``smoothness_sigma`` weigh the edge-aware smoothness term (0, the default,
     turns it off: on real images it made the U-Net flood the background, docs/benchmarks.md);
     ``region_weight`` the region term, scaled down to 0 when the painted classes do not differ in
-    brightness or the image has several channels (see :mod:`.region_prior`). ``batch_size`` None
+    brightness or the image has several channels (see :mod:`.region_prior`). ``pseudo_label_weight``
+    weighs the pixel classifier's confident voxels (top probability ≥ ``pseudo_label_confidence``) as
+    extra targets, which keeps the U-Net from growing objects into the unpainted band between strokes
+    (0 turns it off; see :mod:`.pseudo_labels`); ``uniform_patch_share`` places that share of each batch's
+    patches anywhere in the image rather than around strokes. ``batch_size`` None
     means the default for the model (8 patches in 2D, 4 in 3D). With ``augment``, every batch is
     flipped and rotated, elastically deformed with ``elastic_probability``, and each patch gets random
     contrast, brightness and noise with ``intensity_probability`` (default 0: the fastest fit to the
@@ -65,7 +69,7 @@ class TrainConfig:
     smoothness_weight: float = 0.0  # 3 until 2026-12-01: it flooded real images (docs/benchmarks.md)
     smoothness_sigma: float = 0.05
     region_weight: float = 2.0  # the region term's weight when strokes differ clearly in brightness
-    pseudo_label_weight: float = 0.0  # the pixel classifier's confident voxels as targets (see .pseudo_labels)
+    pseudo_label_weight: float = 0.5  # the pixel classifier's confident voxels as targets (see .pseudo_labels)
     pseudo_label_confidence: float = 0.8  # ...where its top class probability is at least this
     uniform_patch_share: float = 0.0  # share of each batch's patches placed anywhere, not around strokes
     seed: int | None = None

@@ -1,5 +1,5 @@
-"""Which mask the user sees: the pixel classifier, unless the blend with the U-Net (or the U-Net) clearly
-scores better on held-out strokes (see :mod:`.holdout` and :func:`best_candidate`). Used by the trainer; the
+"""Which mask the user sees: the pixel classifier first, then the blend with the U-Net (or the U-Net) when
+held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`). Used by the trainer; the
 choice is stored in the model.
 
 The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
@@ -21,6 +21,7 @@ WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net s
 CACHE_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is computed once and kept
 FEATURE_MAP_VOXELS = 4_000_000  # voxels × channels up to which all features are computed once (~0.4 GB)
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
+GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win
 
 
 class Selection:
@@ -103,7 +104,12 @@ class Selection:
             unet[:, inside] = probabilities[(slice(None), *local)]
         self.scores[UNET] = held_out_score(unet, self.held_labels)
         self.scores[BLEND] = held_out_score(self.model.combine(self.forest_held, unet), self.held_labels)
-        self.chosen = best_candidate(self.scores)
+        self.chosen = best_candidate(self.scores, guided=self.guided)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the U-Net trains on the pixel classifier's pseudo-labels too (see :mod:`.pseudo_labels`)."""
+        return self._training_map is not None or self._training_fit is not None
 
     def forest_probabilities(self, region: tuple[slice, ...]) -> np.ndarray:
         """The all-strokes pixel classifier's ``(K, *region)`` probabilities (kept for small images)."""
@@ -120,17 +126,29 @@ class Selection:
             "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in self.scores.items()},
             "held_out_voxels": len(self.held_labels),
             "blend_weight": self.model.blend_weight,
+            "pseudo_labels": self.guided,
         }
 
 
-def best_candidate(scores: dict[str, float | None]) -> str:
-    """The pixel classifier, unless another candidate's held-out accuracy beats its own by :data:`MARGIN`:
-    then the blend if it does, else the U-Net. Held-out voxels lie inside strokes, far from the edges where
-    masks differ most, so a small lead there says little (measured: docs/benchmarks.md)."""
+def best_candidate(scores: dict[str, float | None], guided: bool = False) -> str:
+    """The candidate to show and return, from held-out balanced accuracies.
+
+    Held-out voxels lie inside strokes, far from the edges where masks differ most, so they saturate
+    (often 1.0 for every candidate) and a small lead there says little. A U-Net trained on the strokes
+    alone is shown only when it (or its blend with the pixel classifier) leads by :data:`MARGIN`: early
+    and flooding ones scored close to the classifier yet drew worse masks. One ``guided`` by the pixel
+    classifier's pseudo-labels made better masks on the real dev images (docs/benchmarks.md), so its blend
+    is shown unless it scores more than :data:`GUIDED_TOLERANCE` below the classifier.
+    """
     base = scores.get(PIXEL_CLASSIFIER)
+    if base is None:
+        return PIXEL_CLASSIFIER
+    blend = scores.get(BLEND)
+    if guided and blend is not None and blend >= base - GUIDED_TOLERANCE:
+        return BLEND
     for name in (BLEND, UNET):
         score = scores.get(name)
-        if base is not None and score is not None and score >= base + MARGIN:
+        if score is not None and score >= base + MARGIN:
             return name
     return PIXEL_CLASSIFIER
 

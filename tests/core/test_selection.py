@@ -45,7 +45,7 @@ def test_the_returned_model_predicts_its_chosen_candidate(trained, nuclei_2d):
     selection = trained.config.selection
     assert selection["chosen"] in (UNET, PIXEL_CLASSIFIER, BLEND) and selection["held_out_voxels"] > 0
     assert set(selection["held_out_accuracy"]) == {UNET, PIXEL_CLASSIFIER, BLEND}
-    assert selection["chosen"] == best_candidate(selection["held_out_accuracy"])
+    assert selection["chosen"] == best_candidate(selection["held_out_accuracy"], guided=selection["pseudo_labels"])
     image = trained.normalize(nuclei_2d.image[None])
     forest = trained.pixel_classifier.probabilities(image)
     unet = predict_normalized(trained, image)
@@ -64,6 +64,13 @@ def test_the_pixel_classifier_stays_unless_clearly_beaten_then_the_blend_goes_fi
     assert best_candidate({PIXEL_CLASSIFIER: 0.7, UNET: 1.0, BLEND: 0.75}) == UNET
     assert best_candidate({PIXEL_CLASSIFIER: 0.8, UNET: None, BLEND: None}) == PIXEL_CLASSIFIER
     assert best_candidate({PIXEL_CLASSIFIER: None, UNET: 1.0, BLEND: 1.0}) == PIXEL_CLASSIFIER  # nothing held out
+
+
+def test_a_unet_guided_by_pseudo_labels_is_blended_in_unless_it_scores_clearly_worse():
+    assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 1.0, BLEND: 1.0}, guided=True) == BLEND
+    assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 0.9, BLEND: 0.985}, guided=True) == BLEND
+    assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 0.9, BLEND: 0.97}, guided=True) == PIXEL_CLASSIFIER
+    assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: None, BLEND: None}, guided=True) == PIXEL_CLASSIFIER
 
 
 @pytest.mark.parametrize("chosen", [PIXEL_CLASSIFIER, BLEND])
@@ -122,12 +129,11 @@ def test_block_wise_prediction_gives_the_whole_image_result(trained, tmp_path, c
         np.testing.assert_array_equal(written, expected)
 
 
-def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d, tmp_path):
+def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d):
     strokes = np.zeros_like(nuclei_2d.strokes)
     strokes[5:8, 5:60] = 1
     strokes[nuclei_2d.strokes == 2] = 2
-    trained.save(tmp_path / "start")  # init= with the object would fine-tune the shared fixture in place
-    tuned = train(nuclei_2d.image, strokes, init=tmp_path / "start", steps=2, time_budget=None, **TINY)
+    tuned = train(nuclei_2d.image, strokes, init=trained, steps=2, time_budget=None, **TINY)  # a copy is tuned
     labels = tuned.pixel_classifier.labels
     assert (labels == 1).sum() == (strokes == 1).sum() and (labels == 2).sum() == (strokes == 2).sum()
     assert tuned.config.selection["held_out_accuracy"][UNET] is not None  # a trained start is scored at once
@@ -141,4 +147,4 @@ def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_
     model = train(nuclei_2d.image, nuclei_2d.strokes, steps=10, time_budget=None, **TINY)
     accuracy = model.config.selection["held_out_accuracy"]
     assert all(0 <= accuracy[name] <= 1 for name in (PIXEL_CLASSIFIER, UNET, BLEND))
-    assert model.chosen == best_candidate(accuracy)
+    assert model.chosen == best_candidate(accuracy, guided=model.config.selection["pseudo_labels"])
