@@ -90,7 +90,7 @@ def _add_predict(commands) -> None:
         help="also write class probabilities next to --out (<name>_probabilities)",
     )
     predict.add_argument("--channel-axis", type=int, help="axis holding channels, for multichannel images")
-    predict.add_argument("--tile-size", type=int, help="tile edge in pixels (default 512 in 2D, 128 in 3D)")
+    predict.add_argument("--tile-size", type=int, help="tile edge in pixels, at most (default 1024 in 2D, 128 in 3D)")
     predict.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     predict.add_argument("--batch-size", type=int, help="tiles per forward pass (default 1 on CPU, 4 on GPU)")
     predict.add_argument(
