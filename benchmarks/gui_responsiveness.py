@@ -194,9 +194,9 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def stop_and_wait(app, widget, timeout: float = 120.0) -> tuple[float, float | None]:
-    """Press Stop: seconds until the training worker finished, and until the final model's mask of the
-    region on screen was written (None if it did not come within ``timeout``)."""
+def stop_and_wait(app, widget, timeout: float = 120.0, final_too: bool = True) -> tuple[float, float | None]:
+    """Press Stop: seconds until the training worker finished, and (``final_too``) until the final model's
+    mask of the region on screen was written (None if it did not come within ``timeout``)."""
     session = widget.session
     finished: list[float] = []
     session.worker.finished.connect(lambda: finished.append(time.perf_counter()))
@@ -205,7 +205,7 @@ def stop_and_wait(app, widget, timeout: float = 120.0) -> tuple[float, float | N
     while not finished and time.perf_counter() - pressed < timeout:
         app.processEvents()
         time.sleep(0.001)
-    final = session.final
+    final = session.final if final_too else None
     while final is not None and final.regions_done < 1 and time.perf_counter() - pressed < timeout:
         app.processEvents()
         time.sleep(0.001)
@@ -229,7 +229,7 @@ def more_stops(app, widget, count: int) -> list[float]:
         while (not steps or steps[-1] < 3 or not session.preview_pending) and time.perf_counter() - started < 60:
             app.processEvents()
             time.sleep(0.001)
-        latencies.append(stop_and_wait(app, widget)[0])
+        latencies.append(stop_and_wait(app, widget, final_too=False)[0])
     return latencies
 
 
@@ -282,13 +282,14 @@ def main() -> None:
     parser.add_argument("--screenshot", help="save a screenshot of the window half-way through (PNG; one case)")
     args = parser.parse_args()
     if args.case != "all":
-        print(json.dumps(run_case(args.case, args.seconds, args.stops, args.screenshot)))
+        print(json.dumps(run_case(args.case, args.seconds, args.stops, args.screenshot)), flush=True)
         return
     runs = []
     for case in CASES:
         command = [sys.executable, __file__, "--case", case, "--seconds", str(args.seconds), "--stops", str(args.stops)]
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout  # its JSON comes first
         runs.append(json.loads(out.strip().splitlines()[-1]))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # kept if a later case is cut short
     import torch
 
     print(

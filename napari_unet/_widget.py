@@ -96,6 +96,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self.save_session_button = QPushButton("Save session…")
         self.open_session_button = QPushButton("Open session…")
         self.status = QLabel()
+        self.status.setWordWrap(True)
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.loss_plot = LossPlot()
