@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
 FIRST_TIMED_STEP = 3  # earlier steps include the optimiser's set-up: not timed for the thread choice
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
+STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
 
 class TrainingFailed(Exception):
@@ -87,10 +88,11 @@ class TrainingJob:
         self._inbox.put(message)
 
     def stop(self) -> None:
-        """Ask the trainer to finish after the current step and return its model."""
+        """Ask the trainer to finish after the current step and return its model, with an end pass short
+        enough that the worker ends within about :data:`STOP_WITHIN_S` (see ``StopTraining``)."""
         from .core.messages import StopTraining
 
-        self.send(StopTraining())
+        self.send(StopTraining(within=STOP_WITHIN_S))
 
     def _run(self) -> Generator[Report, None, Model]:
         """The worker thread's generator: build the model, then relay reports and queued messages."""

@@ -51,7 +51,14 @@ class PreviewRequest:
 
 @dataclass
 class StopTraining:
-    """Send this to end training after the current step; the generator then returns the model."""
+    """Send this to end training after the current step; the generator then returns the model.
+
+    ``within``: seconds the caller wants the model back in (a user pressing Stop). The end pass (batch-norm
+    recalibration, the final held-out score) then takes at most about that: fewer recalibration batches,
+    or none (the running statistics of training stay), and no final score when the last one took longer.
+    None: the full end pass."""
+
+    within: float | None = None
 
 
 Message = NewAnnotations | PreviewRequest | StopTraining

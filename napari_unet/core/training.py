@@ -38,6 +38,7 @@ from .validation import check_annotations
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
 RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share of a training step
+MIN_RECALIBRATION_BATCHES = 5  # fewer give noisier statistics than training's running ones: then none
 SCORE_INTERVAL_S = 2.0  # the U-Net is scored on the held-out strokes at most this often...
 SCORE_SHARE = 0.1  # ...and with at most this share of the time
 MIN_SCORED_UPDATES = 100  # a new U-Net with fewer updates is not scored (nor shown): early ones won on held-out
@@ -83,6 +84,7 @@ class _Run:
         self._next_batch: Future | None = None
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
+        self.stop_within: float | None = None  # seconds the end pass may take after a Stop (None: all it needs)
         self.bad_steps = 0  # non-finite losses in a row
         self.updates = 0  # optimiser steps taken
         batch_norms = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.network.modules())
@@ -131,14 +133,10 @@ class _Run:
         if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
             images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
             targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + self.extra_axes :])
-        if self.settings.augment:
-            images_t, targets_t = augment(
-                images_t,
-                targets_t,
-                self.generator,
-                self.settings.elastic_probability,
-                self.settings.intensity_probability,
-            )
+        settings = self.settings
+        if settings.augment:
+            chances = settings.elastic_probability, settings.intensity_probability
+            images_t, targets_t = augment(images_t, targets_t, self.generator, *chances)
         if self.device.type == "cuda":
             images_t, targets_t = images_t.pin_memory(), targets_t.pin_memory()
         return images_t, targets_t
@@ -228,28 +226,17 @@ class _Run:
         """The sparse loss of one batch: the network in ``self.precision``, the loss in float32."""
         with autocast(self.device, self.precision):
             logits = self.network(images)
-        settings = self.settings
-        return sparse_loss(
-            logits.float(),
-            targets,
-            images,
-            settings.smoothness_weight,
-            settings.smoothness_sigma,
-            self.region_weight,
-            self.region_block,
-            settings.pseudo_label_weight,
-        )
+        smoothness = self.settings.smoothness_weight, self.settings.smoothness_sigma
+        region, pseudo = (self.region_weight, self.region_block), self.settings.pseudo_label_weight
+        return sparse_loss(logits.float(), targets, images, *smoothness, *region, pseudo)
 
     def _fall_back_to_float32(self) -> None:
         """A non-finite loss or gradient in reduced precision: the rest of the run computes in float32."""
-        warnings.warn(
-            f"training overflowed {precision_name(self.precision)}: it goes on in float32",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        message = f"training overflowed {precision_name(self.precision)}: it goes on in float32"
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
         self.precision, self.scaler = torch.float32, None
 
-    def recalibrate_norm_statistics(self) -> None:
+    def recalibrate_norm_statistics(self, batches: int | None = None) -> None:
         """Re-estimate the batch-norm running statistics for the final weights ("precise BN").
 
         During training they are a moving average over weights that kept changing; prediction (in
@@ -257,9 +244,26 @@ class _Run:
         training-like batches (sampled and augmented as in training) through the final network,
         without gradients. A network without batch norm has none to re-estimate.
         """
-        if self.recalibration_batches:
+        batches = self.recalibration_batches if batches is None else batches
+        if batches:
             with autocast(self.device, self.precision):
-                update_bn((self._batch()[0] for _ in range(self.recalibration_batches)), self.network)
+                update_bn((self._batch()[0] for _ in range(batches)), self.network)
+
+    def finish(self, elapsed: float, seconds_per_step: float) -> None:
+        """The end pass: batch-norm statistics for the final weights, then the final held-out score. The
+        statistics take at most what is left of a time budget, and half of ``stop_within`` after a Stop, which
+        also skips the final score when the last one took longer (see :class:`.messages.StopTraining`)."""
+        batches = self.recalibration_batches if self.updates else 0
+        allowance = math.inf if self.stop_within is None else self.stop_within / 2
+        if self.settings.time_budget is not None:
+            allowance = min(allowance, max(0.0, self.settings.time_budget - elapsed))
+        if math.isfinite(allowance):
+            affordable = int(allowance / max(RECALIBRATION_COST * seconds_per_step, 1e-9))
+            batches = min(batches, affordable) if affordable >= MIN_RECALIBRATION_BATCHES else 0
+        if batches:
+            self.recalibrate_norm_statistics(batches)
+        if self.stop_within is None or self.scoring <= self.stop_within / 2:
+            self.score(elapsed, final=True)
 
     def _restore(self, buffers: list[torch.Tensor]) -> None:
         for buffer, saved in zip(self.network.buffers(), buffers):
@@ -325,7 +329,7 @@ class _Run:
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
-            self.stop_requested = True
+            self.stop_requested, self.stop_within = True, message.within
 
 
 def _painted_counts(annotations: np.ndarray) -> dict[int, int]:
@@ -378,9 +382,7 @@ def train_steps(
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
-        if run.updates:  # the weights changed: statistics to match them
-            run.recalibrate_norm_statistics()
-        run.score(time.perf_counter() - start, final=True)
+        run.finish(time.perf_counter() - start, stepping / step if step else 0.0)
     finally:
         run.close()
     run.network.eval()

@@ -6,7 +6,7 @@ import pytest
 from napari_unet.core.api import predict, prepare_model, train
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.messages import NewAnnotations, PreviewRequest, Report
+from napari_unet.core.messages import NewAnnotations, PreviewRequest, Report, StopTraining
 from napari_unet.core.metrics import foreground_iou
 from napari_unet.core.training import train_steps
 
@@ -267,3 +267,26 @@ def test_out_of_memory_in_training_halves_the_batch_and_goes_on(nuclei_2d, monke
         model = train(nuclei_2d.image, nuclei_2d.strokes, steps=5, base_channels=4, depth=2, device="cpu")
     assert batches[:3] == [8, 4, 2] and set(batches[3:]) == {2}
     assert model.config.history[-1]["steps"] == 5 and model.config.history[-1]["batch_size"] == 2
+
+
+def test_a_stop_with_a_deadline_cuts_the_end_pass(nuclei_2d, monkeypatch):
+    """StopTraining(within=...) skips the batch-norm recalibration it cannot afford; a plain Stop keeps it."""
+    from napari_unet.core import training
+
+    recalibrated = []
+    original = training._Run.recalibrate_norm_statistics
+    monkeypatch.setattr(
+        training._Run,
+        "recalibrate_norm_statistics",
+        lambda run, batches=None: recalibrated.append(batches) or original(run, batches),
+    )
+    image = nuclei_2d.image[None]
+    for stop, expected in ((StopTraining(), [25]), (StopTraining(within=1e-6), [])):
+        model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
+        loop = train_steps(model, image, strokes, TrainConfig(time_budget=None, device="cpu", seed=0, batch_size=2))
+        for _ in range(3):
+            next(loop)
+        with pytest.raises(StopIteration):
+            loop.send(stop)
+        assert recalibrated == expected
+        recalibrated.clear()
