@@ -24,5 +24,5 @@ def describe(report: Report) -> str:
         check = "too few strokes to keep some back for checking"
     else:
         check = f"{100 * report.held_out_score:.0f}% right on strokes kept back for checking"
-    waiting = "; the U-Net replaces it once it does better" if report.showing == "pixel classifier" else ""
+    waiting = "; the U-Net joins in once trained, if it does as well" if report.showing == "pixel classifier" else ""
     return f"{progress}\nMask on screen: {shown}{waiting}\n{check}"
