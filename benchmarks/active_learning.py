@@ -29,12 +29,12 @@ from scipy import ndimage as ndi
 from skimage.draw import line_nd
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.devices import resolve_device
-from napari_unet.core.metrics import foreground_iou, instance_f1
-from napari_unet.core.model import Model
-from napari_unet.core.postprocess import instances_from_labels
-from napari_unet.core.synthetic import SyntheticSample, synthetic_nuclei
-from napari_unet.core.uncertainty import entropy, suggest_regions
+from napari_unet.core.data.synthetic import SyntheticSample, synthetic_nuclei
+from napari_unet.core.instances.metrics import foreground_iou, instance_f1
+from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.instances.uncertainty import entropy, suggest_regions
+from napari_unet.core.models.devices import resolve_device
+from napari_unet.core.models.model import Model
 
 SHAPE = (512, 512)
 USERS = ("suggested", "random")

@@ -25,9 +25,9 @@ from baselines import random_forest_segmentation
 from real_images import load_image, load_index, simulate_strokes
 
 from napari_unet.core.api import train
-from napari_unet.core.inference import predict_normalized
-from napari_unet.core.metrics import foreground_iou
-from napari_unet.core.model import BLEND, PIXEL_CLASSIFIER, UNET
+from napari_unet.core.infer.inference import predict_normalized
+from napari_unet.core.instances.metrics import foreground_iou
+from napari_unet.core.models.model import BLEND, PIXEL_CLASSIFIER, UNET
 from napari_unet.core.validation import as_channels_first
 
 

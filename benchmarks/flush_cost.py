@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_unet.core import atomic
-from napari_unet.core.label_writer import write_label_image
+from napari_unet.core.io import atomic
+from napari_unet.core.io.label_writer import write_label_image
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def real_case(rng: np.random.Generator) -> Case:
     from baselines import random_forest_segmentation
     from real_images import load_image, simulate_strokes
 
-    from napari_unet.core.metrics import foreground_iou
+    from napari_unet.core.instances.metrics import foreground_iou
 
     real = load_image("dev", REAL_ID, "fluo")
     strokes = simulate_strokes(real.labels, seed=0)
@@ -64,7 +64,7 @@ def real_case(rng: np.random.Generator) -> Case:
 
 def large2d_case(rng: np.random.Generator) -> Case:
     """The 2D sample tiled 8×8 (4096², uint16), strokes in its first tile only."""
-    from napari_unet.core.synthetic import nuclei_sample
+    from napari_unet.core.data.synthetic import nuclei_sample
 
     sample = nuclei_sample(2)
     image = np.tile(sample.image, (8, 8)).astype(np.uint16)
@@ -86,7 +86,7 @@ def zarr3d_case(rng: np.random.Generator, folder: Path) -> Case:
     strokes on the first tile only."""
     import zarr
 
-    from napari_unet.core.synthetic import nuclei_sample
+    from napari_unet.core.data.synthetic import nuclei_sample
 
     sample = nuclei_sample(3)
     z, y, x = sample.image.shape

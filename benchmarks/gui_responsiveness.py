@@ -94,8 +94,8 @@ def headless_rate(case: Case, seconds: float) -> float | None:
     thread count, as ``napari-unet train`` runs; stopped after ``seconds`` of steps."""
     from napari_unet._inputs import LayerPixels, training_box, whole
     from napari_unet.core.api import prepare_model
-    from napari_unet.core.config import TrainConfig
-    from napari_unet.core.training import train_steps
+    from napari_unet.core.models.config import TrainConfig
+    from napari_unet.core.train.training import train_steps
 
     dim = min(case.strokes.ndim, 3)
     pixels = LayerPixels(case.image, rgb=False)
@@ -144,7 +144,7 @@ def paint(strokes, case: Case, count: int) -> None:
 def iou_now(viewer, case: Case) -> float | None:
     if case.truth is None or f"{case.name} prediction" not in viewer.layers:
         return None
-    from napari_unet.core.metrics import foreground_iou
+    from napari_unet.core.instances.metrics import foreground_iou
 
     return float(foreground_iou(np.asarray(viewer.layers[f"{case.name} prediction"].data) == 2, case.truth > 0))
 

@@ -29,8 +29,8 @@ def make_image(path: Path, side: int, version: str = "0.4") -> None:
     import zarr
     from ome_zarr.writer import write_multiscales_metadata
 
-    from napari_unet.core.ngff import ngff_format, zarr_format
-    from napari_unet.core.synthetic import synthetic_nuclei
+    from napari_unet.core.data.synthetic import synthetic_nuclei
+    from napari_unet.core.io.ngff import ngff_format, zarr_format
 
     tiles = [synthetic_nuclei((1024, 1024), seed=seed).image for seed in range(4)]
     group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format(version))
@@ -77,9 +77,9 @@ def run_one(model_dir: str, image: str, out: str, mode: str) -> dict:
     import torch
 
     from napari_unet.core.api import predict
-    from napari_unet.core.io import read_image, write_array
-    from napari_unet.core.model import Model
-    from napari_unet.core.zarr_output import predict_to_zarr
+    from napari_unet.core.infer.zarr_output import predict_to_zarr
+    from napari_unet.core.io.io import read_image, write_array
+    from napari_unet.core.models.model import Model
 
     torch.set_num_threads(psutil.cpu_count(logical=False) or 1)
     model = Model.load(model_dir)
@@ -103,8 +103,8 @@ def write_speed(side: int, folder: Path) -> dict:
     the pyramid and atomic swap) against plain zarr with the same chunks and codecs."""
     import zarr
 
-    from napari_unet.core.label_writer import write_label_image
-    from napari_unet.core.ngff import LabelImageSpec, create_level0, label_chunks, write_pyramid
+    from napari_unet.core.io.label_writer import write_label_image
+    from napari_unet.core.io.ngff import LabelImageSpec, create_level0, label_chunks, write_pyramid
 
     rng = np.random.default_rng(0)
     labels = (rng.random((side, side)) < 0.3).astype(np.uint8) + 1

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from time_to_quality import environment, scores
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.model_sources import open_model
-from napari_unet.core.synthetic import Style, synthetic_nuclei
+from napari_unet.core.data.synthetic import Style, synthetic_nuclei
+from napari_unet.core.models.model_sources import open_model
 
 HELD_OUT = {
     "bundled look": (2, {}, Style()),

@@ -23,9 +23,9 @@ from time_to_quality import environment
 
 from napari_unet.core.api import predict
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.model_sources import open_model
-from napari_unet.core.postprocess import instances_from_labels
+from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
+from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.models.model_sources import open_model
 
 DATA = Path(os.environ.get("NAPARI_UNET_DSB2018", Path(__file__).resolve().parents[2] / "shared/data/dsb2018"))
 KINDS = ("fluo", "color", "bright")

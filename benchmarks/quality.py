@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from baselines import random_forest_segmentation
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.postprocess import instances_from_labels
-from napari_unet.core.precision import CHOICES
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
+from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.models.precision import CHOICES
 
 CASES = {
     2: {"shape": (512, 512), "spacing": (1.0, 1.0)},

@@ -40,9 +40,9 @@ from real_images import DATA, KINDS, StrokeProtocol, load_image, load_index, sel
 from real_summary import criteria, finetune_drops, print_tables, summarize
 
 from napari_unet.core.api import load_model, predict, train
-from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.model import UNET, Model
+from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.models.model import UNET, Model
 
 
 def train_and_score(image, strokes, truth, budget: str, seed: int, args, settings: dict) -> dict:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_unet.core.precision import CHOICES, cpu_has_native_bfloat16
+from napari_unet.core.models.precision import CHOICES, cpu_has_native_bfloat16
 
 # Dense tensor-core peaks in TFLOP/s for bf16/fp16 (NVIDIA data sheets), by device-name fragments.
 PEAK_TFLOPS_16BIT = (("H200", 989.4), ("H100 PCIe", 756.0), ("H100 NVL", 835.0), ("H100", 989.4), ("A100", 312.0))
@@ -68,7 +68,7 @@ def trained_model(dim: int, seconds: float, device: str, precision: str):
     """A model trained briefly on the bundled sample, so predictions are not constant, saved and loaded
     back as a user would (the trainer leaves its network channels-last; a loaded one is not)."""
     from napari_unet.core.api import train
-    from napari_unet.core.model import Model
+    from napari_unet.core.models.model import Model
     from napari_unet.sample_data import nuclei_sample
 
     sample = nuclei_sample(dim)
@@ -105,9 +105,9 @@ def prediction_case(
     eval mode) and a channels-last copy of it, on the same normalised input, timed interleaved."""
     from monai.inferers import sliding_window_inference
 
-    from napari_unet.core.inference import predict_normalized
-    from napari_unet.core.precision import autocast, precision_name, resolve_precision
-    from napari_unet.core.synthetic import synthetic_nuclei
+    from napari_unet.core.data.synthetic import synthetic_nuclei
+    from napari_unet.core.infer.inference import predict_normalized
+    from napari_unet.core.models.precision import autocast, precision_name, resolve_precision
 
     dtype = resolve_precision(precision, device)
     sample = synthetic_nuclei(case["image"], spacing=(2.0, 1.0, 1.0) if dim == 3 else None, seed=7)
@@ -154,11 +154,11 @@ def training_case(dim: int, device: torch.device, precision: str, steps: int) ->
     from torch.utils.flop_counter import FlopCounterMode
 
     from napari_unet.core.api import prepare_model
-    from napari_unet.core.config import TrainConfig
-    from napari_unet.core.losses import sparse_loss
-    from napari_unet.core.patch_plan import default_batch_size, default_patch_size
-    from napari_unet.core.precision import autocast, resolve_precision
-    from napari_unet.core.training import train_steps
+    from napari_unet.core.models.config import TrainConfig
+    from napari_unet.core.models.precision import autocast, resolve_precision
+    from napari_unet.core.train.losses import sparse_loss
+    from napari_unet.core.train.patch_plan import default_batch_size, default_patch_size
+    from napari_unet.core.train.training import train_steps
     from napari_unet.sample_data import nuclei_sample
 
     sample = nuclei_sample(dim)
@@ -244,7 +244,7 @@ def run(
     parts: tuple[str, ...] = ("prediction", "training"),
 ) -> dict:
     """The whole speed benchmark as a JSON-ready dict."""
-    from napari_unet.core.precision import precision_name, resolve_precision
+    from napari_unet.core.models.precision import precision_name, resolve_precision
 
     torch_device = torch.device(device)
     prediction, training = [], []

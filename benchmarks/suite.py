@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import speed
 import time_to_quality
 
-from napari_unet.core.precision import CHOICES
+from napari_unet.core.models.precision import CHOICES
 
 
 def main() -> None:

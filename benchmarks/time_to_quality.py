@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from baselines import random_forest_segmentation
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.devices import resolve_device
-from napari_unet.core.metrics import foreground_iou, instance_f1
-from napari_unet.core.postprocess import instances_from_labels
-from napari_unet.core.precision import CHOICES
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.instances.metrics import foreground_iou, instance_f1
+from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.models.devices import resolve_device
+from napari_unet.core.models.precision import CHOICES
 
 SHAPES = {2: ((512, 512), (1.0, 1.0)), 3: ((48, 128, 128), (2.0, 1.0, 1.0))}
 

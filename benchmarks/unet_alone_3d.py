@@ -13,8 +13,8 @@ import json
 import torch
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.metrics import foreground_iou
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.instances.metrics import foreground_iou
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from baselines import random_forest_segmentation
 from real_images import DATA, load_image, load_index, simulate_strokes
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.metrics import foreground_iou
+from napari_unet.core.instances.metrics import foreground_iou
 
 
 def main() -> None:

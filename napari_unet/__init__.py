@@ -23,11 +23,11 @@ _LAZY = {
     "train": "napari_unet.core.api",
     "predict": "napari_unet.core.api",
     "load_model": "napari_unet.core.api",
-    "instances_from_labels": "napari_unet.core.postprocess",
-    "predict_to_zarr": "napari_unet.core.zarr_output",
-    "write_label_image": "napari_unet.core.label_writer",
-    "Model": "napari_unet.core.model",
-    "Prediction": "napari_unet.core.inference",
+    "instances_from_labels": "napari_unet.core.instances.postprocess",
+    "predict_to_zarr": "napari_unet.core.infer.zarr_output",
+    "write_label_image": "napari_unet.core.io.label_writer",
+    "Model": "napari_unet.core.models.model",
+    "Prediction": "napari_unet.core.infer.inference",
     "UserInputError": "napari_unet.core.errors",
 }
 
@@ -47,11 +47,11 @@ __all__ = [
 if TYPE_CHECKING:
     from .core.api import load_model, predict, train
     from .core.errors import UserInputError
-    from .core.inference import Prediction
-    from .core.label_writer import write_label_image
-    from .core.model import Model
-    from .core.postprocess import instances_from_labels
-    from .core.zarr_output import predict_to_zarr
+    from .core.infer.inference import Prediction
+    from .core.infer.zarr_output import predict_to_zarr
+    from .core.instances.postprocess import instances_from_labels
+    from .core.io.label_writer import write_label_image
+    from .core.models.model import Model
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],  # core.precision.CHOICES, without importing torch here
+        choices=["auto", "fp32", "bf16", "fp16"],  # core.models.precision.CHOICES, without importing torch here
         help="network arithmetic (default auto: bf16, or fp16 on older GPUs, on CUDA; fp32 elsewhere)",
     )
 

@@ -22,7 +22,7 @@ def _save_session(path: str, pixels: LayerPixels, strokes, **options) -> Path:
     import numpy as np
 
     from ._inputs import whole
-    from .core.session import save_session
+    from .core.io.session import save_session
 
     channels_first = pixels.read(whole(pixels.shape))
     several = channels_first.shape[0] > 1
@@ -37,7 +37,7 @@ class FileActions:
 
     def layer_files(self) -> list[str]:
         """The files the viewer's layers were opened from: inputs, never replaced by a save or export
-        (see :mod:`napari_unet.core.ownership`)."""
+        (see :mod:`napari_unet.core.io.ownership`)."""
         return [str(layer.source.path) for layer in self.viewer.layers if layer.source.path]
 
     # ---- masks --------------------------------------------------------------------------------
@@ -60,8 +60,8 @@ class FileActions:
         import numpy as np
         from napari.qt.threading import create_worker
 
-        from .core.label_writer import write_label_image
-        from .core.ownership import LABELS, PREDICTION
+        from .core.io.label_writer import write_label_image
+        from .core.io.ownership import LABELS, PREDICTION
 
         layer = self.masks_layer()
         if layer is None:
@@ -135,7 +135,7 @@ class FileActions:
         """Open a saved session: its image and strokes as layers, its model as the current one."""
         from napari.qt.threading import create_worker
 
-        from .core.session import load_session
+        from .core.io.session import load_session
 
         def show(session) -> None:
             name = session.image_name or Path(path).stem
@@ -177,7 +177,7 @@ class FileActions:
         from napari.qt.threading import create_worker
 
         from ._inputs import LayerPixels, whole
-        from .core.bioimageio_export import export_bioimageio
+        from .core.bioimageio.bioimageio_export import export_bioimageio
 
         if self.model is None:
             self.show_message("train or load a model first")

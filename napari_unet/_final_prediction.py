@@ -12,7 +12,7 @@ import numpy as np
 from ._inputs import Box, LayerPixels
 
 if TYPE_CHECKING:
-    from .core.model import Model
+    from .core.models.model import Model
 
 CONTEXT = 64  # voxels of image around each region, in-plane (the pixel classifier's widest filter is σ 16)
 CONTEXT_ACROSS = 8  # and across planes, for a 3D model
@@ -31,7 +31,7 @@ def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
 
 def _labels(model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device) -> np.ndarray:
     """The model's labels of ``region``, predicted with context around it."""
-    from .core.inference import chosen_probabilities, labels_from_probabilities
+    from .core.infer.inference import chosen_probabilities, labels_from_probabilities
 
     grown = with_context(region, pixels.shape, model.dim)
     normalized = model.normalize(pixels.read(grown), ranges)
@@ -48,7 +48,7 @@ def predict_regions(
     import torch
 
     from ._previews import pieces
-    from .core.devices import resolve_device
+    from .core.models.devices import resolve_device
 
     torch.set_num_threads(threads)  # per thread: this worker's own
     device = resolve_device("auto")

@@ -16,7 +16,7 @@ def get_reader(path: str | list[str]) -> Callable[[str], list[LayerData]] | None
         return None
     import zarr
 
-    from .core.ngff import ome_metadata
+    from .core.io.ngff import ome_metadata
 
     try:
         node = zarr.open(path, mode="r")
@@ -32,7 +32,7 @@ def read_zarr(path: str) -> list[LayerData]:
     import dask.array as da
     import zarr
 
-    from .core.ngff import ome_labels_list, ome_metadata
+    from .core.io.ngff import ome_labels_list, ome_metadata
 
     node = zarr.open(path, mode="r")
     name = Path(path).stem
@@ -52,7 +52,7 @@ def _multiscale(group, name: str, layer_type: str) -> LayerData:
     """All levels of an OME-Zarr multiscale group as lazy dask arrays, placed by level 0's transforms."""
     import dask.array as da
 
-    from .core.ngff import ome_metadata, read_ome_image
+    from .core.io.ngff import ome_metadata, read_ome_image
 
     datasets = ome_metadata(dict(group.attrs))[1]["multiscales"][0]["datasets"]
     levels = [da.from_zarr(group[dataset["path"]]) for dataset in datasets]
@@ -73,7 +73,7 @@ def _multiscale(group, name: str, layer_type: str) -> LayerData:
 
 def write_labels(path: str, data: Any, meta: dict) -> list[str]:
     """Save a Labels layer (level 0 if multiscale) as an OME-Zarr label image at ``path``."""
-    from .core.label_writer import write_label_image
+    from .core.io.label_writer import write_label_image
 
     labels = data[0] if meta.get("multiscale") else data
     written = write_label_image(labels, path, spacing=meta["scale"], translation=meta["translate"])

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .core.palette import CLASS_COLOURS
+from .core.io.palette import CLASS_COLOURS
 
 if TYPE_CHECKING:
     import napari

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import napari
     from napari.layers import Image, Labels
 
-    from .core.messages import Report
-    from .core.model import Model
+    from .core.models.model import Model
+    from .core.train.messages import Report
 
 
 def _check_strokes_layer(strokes: Labels, shape: tuple[int, ...]) -> None:
@@ -152,7 +152,7 @@ class LiveSession:
             self.preview_pending = False
         now = time.perf_counter()
         if not self.preview_pending and now - self.last_preview >= interval(self.job.preview_seconds):
-            from .core.messages import PreviewRequest
+            from .core.train.messages import PreviewRequest
 
             self.job.send(PreviewRequest(self.plan.next_region(self._visible())))
             self.preview_pending, self.last_preview = True, now

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from ._inputs import whole as _whole
 
 if TYPE_CHECKING:
-    from .core.io import ImageData
-    from .core.model import Model
+    from .core.io.io import ImageData
+    from .core.models.model import Model
 
 Progress = Callable[[int, int], None]
 
@@ -29,8 +29,8 @@ Progress = Callable[[int, int], None]
 def _predict_in_memory(model: Model, pixels, spacing: tuple[float, ...], progress: Progress):
     """Labels, instances and uncertainty of a ``(C, *spatial)`` numpy image (worker thread)."""
     from .core.api import predict
-    from .core.postprocess import instances_from_labels
-    from .core.uncertainty import entropy
+    from .core.instances.postprocess import instances_from_labels
+    from .core.instances.uncertainty import entropy
 
     prediction = predict(model, pixels, channel_axis=0, probabilities=True, progress=progress)
     instances = instances_from_labels(prediction.labels, spacing=spacing)
@@ -42,7 +42,7 @@ def _predict_to_zarr(model: Model, image: ImageData, out: Path, progress: Progre
     come back as its full-resolution zarr array, on disk and writable (corrections can be painted)."""
     import zarr
 
-    from .core.zarr_output import predict_to_zarr
+    from .core.infer.zarr_output import predict_to_zarr
 
     predict_to_zarr(model, image, out, progress=progress)
     return zarr.open_array(str(out / "0"), mode="r+")
@@ -102,7 +102,7 @@ class PredictAction:
 
         scale, model = _layers.spatial_transform(image)["scale"], self.model
         if pixels.lazy:
-            from .core.io import ImageData
+            from .core.io.io import ImageData
 
             source = ImageData(pixels.data, spacing=scale, channel_axis=-1 if pixels.rgb else None)
             out = self._scratch() / f"{re.sub(r'[^A-Za-z0-9_-]', '_', image.name)}.zarr"

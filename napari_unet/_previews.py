@@ -17,7 +17,7 @@ PREVIEW_SHARE = 0.25  # ...and previews take at most about this share of the wor
 
 def pieces(region: Box, limit: int = PIECE_VOXELS) -> list[Box]:
     """``region`` cut along its last two axes into boxes of at most ``limit`` voxels (the other axes whole)."""
-    from .core.tiling import tile_boxes
+    from .core.infer.tiling import tile_boxes
 
     shape = [r.stop - r.start for r in region]
     across = math.prod(shape[:-2])
@@ -29,7 +29,7 @@ def pieces(region: Box, limit: int = PIECE_VOXELS) -> list[Box]:
 
 def tiles(shape: tuple[int, ...], model_dim: int) -> list[Box]:
     """The whole image in tiles: planes for a 2D model, :data:`TILE_DEPTH`-deep blocks for a 3D one."""
-    from .core.tiling import tile_boxes
+    from .core.infer.tiling import tile_boxes
 
     across = 1 if model_dim == 2 else TILE_DEPTH
     tile = [across] * (len(shape) - 2) + [TILE, TILE]

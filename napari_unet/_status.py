@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .core.messages import Report
+    from .core.train.messages import Report
 
 MODEL_WORDS = {
     "pixel classifier": "the quick pixel classifier, a random forest",
@@ -17,7 +17,7 @@ MODEL_WORDS = {
 
 def describe(report: Report) -> str:
     """Two lines: progress, then the model on screen and its held-out score (see
-    :class:`~napari_unet.core.messages.Report`)."""
+    :class:`~napari_unet.core.train.messages.Report`)."""
     progress = f"{report.device} · step {report.step} · {report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s"
     shown = MODEL_WORDS.get(report.showing, report.showing)
     if report.held_out_score is None:

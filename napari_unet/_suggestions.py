@@ -64,7 +64,7 @@ class SuggestionsPanel(QGroupBox):
         """List the most uncertain unpainted regions and ring their centres in "<image> paint here"."""
         import numpy as np
 
-        from .core.uncertainty import suggest_regions
+        from .core.instances.uncertainty import suggest_regions
 
         image, layer = self._image(), self.uncertainty_layer()
         if image is None or layer is None:

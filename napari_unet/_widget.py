@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     import napari
 
     from ._live import LiveSession
-    from .core.messages import Report
-    from .core.model import Model
+    from .core.models.model import Model
+    from .core.train.messages import Report
 
 RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
@@ -65,7 +65,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self._update_buttons()
 
     def _make_controls(self) -> None:
-        from .core.model_sources import PRETRAINED
+        from .core.models.model_sources import PRETRAINED
 
         self.image_combo = ComboBox(choices=self._layer_choices("Image"))
         self.strokes_combo = ComboBox(choices=self._layer_choices("Labels"))
@@ -262,7 +262,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         """Make ``source`` the current model: a model directory, a bioimage.io .zip napari-unet
         exported, or a pretrained name; Train then fine-tunes it. ``label`` names it in messages."""
         from .core.errors import UserInputError
-        from .core.model_sources import open_model
+        from .core.models.model_sources import open_model
 
         try:
             self.model = open_model(source)
@@ -276,7 +276,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self._update_buttons()
 
     def _pretrained_chosen(self, name: str) -> None:
-        from .core.model_sources import pretrained_path
+        from .core.models.model_sources import pretrained_path
 
         if name != NO_PRETRAINED:  # the shipped model, whatever folders the working directory holds
             self.load_model(str(pretrained_path(name)), label=name)
@@ -298,7 +298,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self.message.setText(text)
 
     def _show_device(self) -> None:
-        from .core.devices import resolve_device
+        from .core.models.devices import resolve_device
 
         self.status.setText(f"device: {resolve_device('auto')}")
 

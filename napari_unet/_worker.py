@@ -20,8 +20,8 @@ from ._inputs import Box, LayerPixels, shift, training_box, whole
 from ._threads import ThreadTuner
 
 if TYPE_CHECKING:
-    from .core.messages import Message, Report
-    from .core.model import Model
+    from .core.models.model import Model
+    from .core.train.messages import Message, Report
 
 STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
 FIRST_TIMED_STEP = 3  # earlier steps include the optimiser's set-up: not timed for the thread choice
@@ -49,7 +49,7 @@ class TrainingJob:
     ``pixels`` is the image as stored (see :class:`LayerPixels`), ``strokes`` the live spatial strokes
     array (0/1/2..K), copied in the worker; a lazy image is trained on the strokes' box plus context
     (:func:`training_box`), read in the worker. ``intensity_probability`` as in
-    :class:`~napari_unet.core.config.TrainConfig`. Use :meth:`send` for preview requests and
+    :class:`~napari_unet.core.models.config.TrainConfig`. Use :meth:`send` for preview requests and
     :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned`` signal then carries the model).
     """
 
@@ -90,7 +90,7 @@ class TrainingJob:
     def stop(self) -> None:
         """Ask the trainer to finish after the current step and return its model, with an end pass short
         enough that the worker ends within about :data:`STOP_WITHIN_S` (see ``StopTraining``)."""
-        from .core.messages import StopTraining
+        from .core.train.messages import StopTraining
 
         self.send(StopTraining(within=STOP_WITHIN_S))
 
@@ -112,8 +112,8 @@ class TrainingJob:
     def _train(self) -> Generator[Report, None, Model]:
 
         from .core.api import prepare_model
-        from .core.config import TrainConfig
-        from .core.training import train_steps
+        from .core.models.config import TrainConfig
+        from .core.train.training import train_steps
 
         self.tuner = ThreadTuner()  # sets this thread's torch threads
         image, strokes = self._read_inputs()
@@ -130,7 +130,7 @@ class TrainingJob:
     def _relay(self, loop: Generator[Report, Any, Model]) -> Generator[Report, None, Model]:
         """Pass reports on (previews moved back to image coordinates) and queued messages in, timing
         what previews and strokes updates cost the trainer."""
-        from .core.messages import NewAnnotations
+        from .core.train.messages import NewAnnotations
 
         received: list[Any] | None = None
         step_seconds = 0.0
@@ -167,7 +167,7 @@ class TrainingJob:
         """Apply stroke edits to the worker's copy; the trainer's messages (regions moved into the box),
         plus the box's strokes when edits are due: at most every :data:`STROKE_SYNC_S`, and so that the
         refits they cause take about :data:`SYNC_SHARE` of the time."""
-        from .core.messages import NewAnnotations, PreviewRequest
+        from .core.train.messages import NewAnnotations, PreviewRequest
 
         out: list[Message] = []
         for message in messages:

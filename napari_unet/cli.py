@@ -75,10 +75,10 @@ def _predict_with_progress(model, image, **kwargs):
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .core.config import TrainConfig
-    from .core.io import check_output_folder, read_image
-    from .core.ownership import MODEL, check_replaceable
-    from .core.rescue import save_or_keep
+    from .core.io.io import check_output_folder, read_image
+    from .core.io.ownership import MODEL, check_replaceable
+    from .core.io.rescue import save_or_keep
+    from .core.models.config import TrainConfig
     from .core.validation import check_train_settings
 
     model_path = Path(args.model)
@@ -122,7 +122,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _is_zarr_output(out: str) -> bool:
-    from .core.labels_target import is_image_labels_path
+    from .core.io.labels_target import is_image_labels_path
 
     return Path(out).suffix.lower() == ".zarr" or is_image_labels_path(out)
 
@@ -142,10 +142,10 @@ def _connect(address: str):
 
 
 def _predict_out_of_core(args: argparse.Namespace) -> None:
-    from .core.labels_target import LabelsTarget, probabilities_path
-    from .core.model_sources import open_model
-    from .core.ownership import PREDICTION, check_replaceable
-    from .core.zarr_output import predict_to_zarr
+    from .core.infer.zarr_output import predict_to_zarr
+    from .core.io.labels_target import LabelsTarget, probabilities_path
+    from .core.io.ownership import PREDICTION, check_replaceable
+    from .core.models.model_sources import open_model
 
     target = LabelsTarget.parse(args.out)
     for path in [target.root, probabilities_path(target.root)] if args.probabilities else [target.root]:
@@ -179,11 +179,11 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from .core.inference import check_image_for_model
-    from .core.io import check_output_path, read_image, write_array
-    from .core.labels_target import probabilities_path
-    from .core.model_sources import open_model
-    from .core.ownership import PREDICTION, check_replaceable
+    from .core.infer.inference import check_image_for_model
+    from .core.io.io import check_output_path, read_image, write_array
+    from .core.io.labels_target import probabilities_path
+    from .core.io.ownership import PREDICTION, check_replaceable
+    from .core.models.model_sources import open_model
     from .core.validation import check_count, check_tiling
 
     check_tiling(args.tile_size, args.overlap, args.batch_size)
@@ -223,7 +223,7 @@ def _predict(args: argparse.Namespace) -> None:
         )
     labels = prediction.labels
     if args.instances:
-        from .core.postprocess import instances_from_labels
+        from .core.instances.postprocess import instances_from_labels
 
         labels = instances_from_labels(labels, spacing=image.spacing)
     write_array(out, labels, image.spacing, overwrite=args.overwrite, inputs=inputs)
@@ -231,9 +231,9 @@ def _predict(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .core.bioimageio_export import export_bioimageio
-    from .core.io import read_image
-    from .core.model_sources import open_model
+    from .core.bioimageio.bioimageio_export import export_bioimageio
+    from .core.io.io import read_image
+    from .core.models.model_sources import open_model
 
     model = open_model(args.model)
     image = None
@@ -265,10 +265,10 @@ def _demo_gui(args: argparse.Namespace) -> None:
 
 
 def _demo(args: argparse.Namespace) -> None:
-    from .core.io import check_output_path, write_array
-    from .core.metrics import connected_instances, foreground_iou, instance_f1
-    from .core.ownership import MODEL, PREDICTION, check_replaceable
-    from .core.rescue import save_or_keep
+    from .core.instances.metrics import connected_instances, foreground_iou, instance_f1
+    from .core.io.io import check_output_path, write_array
+    from .core.io.ownership import MODEL, PREDICTION, check_replaceable
+    from .core.io.rescue import save_or_keep
     from .core.validation import check_stop
     from .sample_data import nuclei_sample
 

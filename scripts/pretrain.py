@@ -7,7 +7,7 @@
         --init nuclei-2d --out /tmp/nuclei-2d-real
 
 Synthetic recipe (without ``--data``): each round draws a fresh mosaic of synthetic nuclei
-tiles, every tile with its own random look (:func:`~napari_unet.core.synthetic.random_style`:
+tiles, every tile with its own random look (:func:`~napari_unet.core.data.synthetic.random_style`:
 noise, blur, texture, debris, haze, illumination), nucleus size and crowding, and in 3D its own
 Z voxel size (1-3× XY). Each tile is normalised on its own, as prediction does, and labelled densely (1 = background,
 2 = nucleus). The same trainer users run then trains on the mosaic for ``--seconds``, starting
@@ -28,11 +28,11 @@ import torch
 from pretrain_real import DSB_RGB_WEIGHTS, RealCrops, real_description
 
 from napari_unet.core.api import train
-from napari_unet.core.config import NormalizationConfig
-from napari_unet.core.model import Model
-from napari_unet.core.model_sources import open_model
-from napari_unet.core.normalization import normalize
-from napari_unet.core.synthetic import random_style, synthetic_nuclei
+from napari_unet.core.data.synthetic import random_style, synthetic_nuclei
+from napari_unet.core.models.config import NormalizationConfig
+from napari_unet.core.models.model import Model
+from napari_unet.core.models.model_sources import open_model
+from napari_unet.core.models.normalization import normalize
 
 OUT = Path(__file__).resolve().parents[1] / "napari_unet" / "pretrained"
 TILE = {2: (192, 192), 3: (24, 96, 96)}

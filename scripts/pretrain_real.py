@@ -18,8 +18,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.transform import resize
 
-from napari_unet.core.config import NormalizationConfig
-from napari_unet.core.normalization import normalize, reduce_rgb
+from napari_unet.core.models.config import NormalizationConfig
+from napari_unet.core.models.normalization import normalize, reduce_rgb
 
 # Red carries most of the stain contrast (hematoxylin absorbs it; on the 40 train RGB images the
 # red channel alone separates nuclei best in the worst image); a little G and B keeps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
 
 
 @pytest.fixture(scope="session")

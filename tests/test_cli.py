@@ -12,7 +12,7 @@ from cli_helpers import run_train, snapshot
 
 from napari_unet import load_model
 from napari_unet.cli import main
-from napari_unet.core.io import read_image
+from napari_unet.core.io.io import read_image
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "napari-unet"
 
@@ -221,7 +221,7 @@ def test_intensity_augmentation_is_recorded_in_the_model(files):
 
 
 def test_predict_instances_writes_object_ids(files, nuclei_2d):
-    from napari_unet.core.metrics import instance_f1
+    from napari_unet.core.instances.metrics import instance_f1
 
     assert run_train(files, "--model", files / "m", "--steps", 40, "--seed", 0, "--device", "cpu") == 0
     predict = ["predict", "--model", str(files / "m"), "--image", str(files / "image.tif"), "--device", "cpu"]

@@ -24,19 +24,19 @@ import zarr
 
 from napari_unet.cli import main
 from napari_unet.core.api import train
-from napari_unet.core.io import write_array
-from napari_unet.core.label_writer import write_label_image
-from napari_unet.core.model import Model
-from napari_unet.core.model_sources import pretrained_path
-from napari_unet.core.session import save_session
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.io.io import write_array
+from napari_unet.core.io.label_writer import write_label_image
+from napari_unet.core.io.session import save_session
+from napari_unet.core.models.model import Model
+from napari_unet.core.models.model_sources import pretrained_path
 
 
 def write_ome_image(path: Path, data: np.ndarray) -> None:
     """A one-level 2D OME-Zarr image (NGFF 0.4) in 32² chunks, as another tool writes it."""
     from ome_zarr.writer import write_multiscales_metadata
 
-    from napari_unet.core.ngff import ngff_format
+    from napari_unet.core.io.ngff import ngff_format
 
     group = zarr.open_group(str(path), mode="w", zarr_format=2)
     group.create_array("0", data=data, chunks=(32, 32))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.metrics import foreground_iou
+from napari_unet.core.instances.metrics import foreground_iou
 
 pytestmark = [
     pytest.mark.gpu,

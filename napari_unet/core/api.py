@@ -9,18 +9,18 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from .config import TrainConfig
-from .devices import resolve_device
 from .errors import UserInputError
-from .inference import Prediction
-from .inference import predict as _predict
+from .infer.inference import Prediction
+from .infer.inference import predict as _predict
 from .memory import items_that_fit
-from .messages import Report
-from .model import Model
-from .model_sources import open_model
-from .patch_plan import default_batch_size, default_patch_size
-from .precision import check_precision
-from .training import train_steps
+from .models.config import TrainConfig
+from .models.devices import resolve_device
+from .models.model import Model
+from .models.model_sources import open_model
+from .models.precision import check_precision
+from .train.messages import Report
+from .train.patch_plan import default_batch_size, default_patch_size
+from .train.training import train_steps
 from .validation import (
     as_channels_first,
     check_annotations,
@@ -152,7 +152,7 @@ def predict(
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Prediction:
-    """Segment ``image`` with a model (object or directory); see :func:`core.inference.predict`."""
+    """Segment ``image`` with a model (object or directory); see :func:`core.infer.inference.predict`."""
     model = open_model(model)
     return _predict(
         model,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from .network import NetworkConfig
+from .models.network import NetworkConfig
 
 TRAINING_FLOATS = 32  # per voxel and base channel, for one training patch (measured: 25 in 2D, 30 in 3D)
 PREDICTION_FLOATS = 8  # per voxel and base channel, for one tile in prediction (measured: 6 in 2D, 2 in 3D)

@@ -11,7 +11,7 @@ import numpy as np
 from .errors import UserInputError
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from .models.config import TrainConfig
 
 MAX_CLASSES = 32
 

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
 
 from active_learning import plan_strokes, random_boxes, truth_masks
 
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
 
 
 @pytest.mark.parametrize("box_seed", [0, 1, 2])

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from napari_unet.core.augment import augment
+from napari_unet.core.train.augment import augment
 
 
 @pytest.mark.parametrize("spatial", [(16, 16), (6, 8, 8)])

@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.bioimageio_export import export_bioimageio
-from napari_unet.core.bioimageio_import import load_bioimageio
-from napari_unet.core.bioimageio_trace import example_crop, package_halo, receptive_radius, reference_output
+from napari_unet.core.bioimageio.bioimageio_export import export_bioimageio
+from napari_unet.core.bioimageio.bioimageio_import import load_bioimageio
+from napari_unet.core.bioimageio.bioimageio_trace import example_crop, package_halo, receptive_radius, reference_output
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.inference import predict_normalized
-from napari_unet.core.model import PIXEL_CLASSIFIER, UNET
-from napari_unet.core.model_sources import open_model
+from napari_unet.core.infer.inference import predict_normalized
+from napari_unet.core.models.model import PIXEL_CLASSIFIER, UNET
+from napari_unet.core.models.model_sources import open_model
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +152,7 @@ def test_halo_covers_the_reach_of_the_network(package_2d, model_2d, nuclei_2d):
 
 
 def test_receptive_radius_of_the_default_networks():
-    from napari_unet.core.network import NetworkConfig
+    from napari_unet.core.models.network import NetworkConfig
 
     assert receptive_radius(NetworkConfig(dim=2, in_channels=1, num_classes=2)) == [58, 58]
     anisotropic = NetworkConfig(dim=3, in_channels=1, num_classes=2, pool_strides=[[1, 2, 2], [1, 2, 2], [2, 2, 2]])

@@ -11,7 +11,7 @@ import pytest
 
 from napari_unet.core.api import predict, train
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.io import read_image, write_array
+from napari_unet.core.io.io import read_image, write_array
 
 
 def _awkward(image: np.ndarray, kind: str) -> np.ndarray:

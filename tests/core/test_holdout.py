@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.core.holdout import GAP, held_out_score, split_strokes
+from napari_unet.core.train.holdout import GAP, held_out_score, split_strokes
 
 
 def _check(strokes: np.ndarray, seed: int = 0):

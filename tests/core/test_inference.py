@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.inference import predict, predict_normalized
-from napari_unet.core.model import Model
-from napari_unet.core.network import UNet
-from napari_unet.core.tiling import gaussian_weights, tile_starts
+from napari_unet.core.infer.inference import predict, predict_normalized
+from napari_unet.core.infer.tiling import gaussian_weights, tile_starts
+from napari_unet.core.models.model import Model
+from napari_unet.core.models.network import UNet
 
 
 def _model(dim, channels=1, classes=3, spacing=None):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_unet.core.instance_blocks import instances_to_array
-from napari_unet.core.metrics import instance_f1
-from napari_unet.core.postprocess import instances_from_labels, split_touching
-from napari_unet.core.uncertainty import entropy, suggest_regions
+from napari_unet.core.instances.instance_blocks import instances_to_array
+from napari_unet.core.instances.metrics import instance_f1
+from napari_unet.core.instances.postprocess import instances_from_labels, split_touching
+from napari_unet.core.instances.uncertainty import entropy, suggest_regions
 
 
 def _discs(shape, centres, radius, spacing=None):
@@ -94,7 +94,7 @@ def test_suggestions_go_to_uncertain_unpainted_regions_first():
 
 def test_uncertainty_is_high_where_the_strokes_disagree():
     from napari_unet.core.api import predict, train
-    from napari_unet.core.model import Model
+    from napari_unet.core.models.model import Model
 
     rng = np.random.default_rng(0)
     centres = [(16 + 32 * i, 16 + 32 * j) for i in range(3) for j in range(4)]

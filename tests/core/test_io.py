@@ -8,7 +8,7 @@ import tifffile
 import zarr
 
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.io import read_image, write_array
+from napari_unet.core.io.io import read_image, write_array
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".tiff", ".npy", ".zarr"])

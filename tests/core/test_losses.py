@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from napari_unet.core.losses import edge_aware_smoothness, masked_cross_entropy, masked_soft_dice, sparse_loss
+from napari_unet.core.train.losses import edge_aware_smoothness, masked_cross_entropy, masked_soft_dice, sparse_loss
 
 
 @pytest.mark.parametrize("loss_fn", [masked_cross_entropy, masked_soft_dice])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.model import CONFIG_FILE, WEIGHTS_FILE, Model
+from napari_unet.core.models.model import CONFIG_FILE, WEIGHTS_FILE, Model
 
 
 @pytest.fixture
@@ -191,7 +191,7 @@ def test_config_describing_an_impossible_network_is_a_clear_error(tmp_path, mode
 
 KILLED_SAVER = """
 import sys, time, torch
-from napari_unet.core.model import Model
+from napari_unet.core.models.model import Model
 
 real_save = torch.save
 

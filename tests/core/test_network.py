@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from napari_unet.core.config import NetworkConfig
-from napari_unet.core.network import UNet, pool_strides_for_spacing
+from napari_unet.core.models.config import NetworkConfig
+from napari_unet.core.models.network import UNet, pool_strides_for_spacing
 
 CASES = [
     # dim, in_channels, classes, depth, spatial

@@ -14,14 +14,14 @@ import zarr
 from ome_zarr.writer import write_multiscales_metadata
 
 from napari_unet.core.api import train
-from napari_unet.core.blockwise import BlockPlan
+from napari_unet.core.data.synthetic import synthetic_nuclei
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.inference import predict
-from napari_unet.core.io import read_image
-from napari_unet.core.model import UNET
-from napari_unet.core.ngff import ngff_format, read_ome_image
-from napari_unet.core.synthetic import synthetic_nuclei
-from napari_unet.core.zarr_output import predict_to_zarr
+from napari_unet.core.infer.blockwise import BlockPlan
+from napari_unet.core.infer.inference import predict
+from napari_unet.core.infer.zarr_output import predict_to_zarr
+from napari_unet.core.io.io import read_image
+from napari_unet.core.io.ngff import ngff_format, read_ome_image
+from napari_unet.core.models.model import UNET
 
 TILE = 64
 BLOCK = 96
@@ -178,7 +178,7 @@ class CountingStore(zarr.storage.WrapperStore):
 
 
 def test_lazy_read_touches_only_the_chunks_it_needs(tmp_path, image_2d):
-    from napari_unet.core.lazy import ChannelsFirstView
+    from napari_unet.core.io.lazy import ChannelsFirstView
 
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
     lazy = read_image(source, lazy=True)
@@ -192,8 +192,8 @@ def test_lazy_read_touches_only_the_chunks_it_needs(tmp_path, image_2d):
 
 
 def test_blocks_read_only_their_region(model_2d, image_2d):
-    from napari_unet.core.blockwise import BlockSettings, predict_blocks_local
-    from napari_unet.core.lazy import ChannelsFirstView
+    from napari_unet.core.infer.blockwise import BlockSettings, predict_blocks_local
+    from napari_unet.core.io.lazy import ChannelsFirstView
 
     counting = CountingArray(image_2d)
     plan = BlockPlan.for_model(model_2d, image_2d.shape, TILE, 0.25, BLOCK)
@@ -238,9 +238,9 @@ def test_probabilities_are_an_ome_zarr_image(tmp_path, model_2d, image_2d):
 
 KILLED_WRITER = """
 import sys
-from napari_unet.core.blockwise import BlockSettings
-from napari_unet.core.zarr_output import predict_to_zarr
-from napari_unet.core.model import Model
+from napari_unet.core.infer.blockwise import BlockSettings
+from napari_unet.core.infer.zarr_output import predict_to_zarr
+from napari_unet.core.models.model import Model
 
 original_write = BlockSettings.write
 
@@ -300,8 +300,8 @@ def test_a_dask_cluster_gives_the_local_result(tmp_path, model_2d, image_2d):
 
 
 def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, image_2d):
-    from napari_unet.core.metrics import instance_f1
-    from napari_unet.core.postprocess import instances_from_labels
+    from napari_unet.core.instances.metrics import instance_f1
+    from napari_unet.core.instances.postprocess import instances_from_labels
 
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
     predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
@@ -316,9 +316,9 @@ def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, im
 
 
 def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d):
-    from napari_unet.core.instance_blocks import instance_block_shape
-    from napari_unet.core.metrics import instance_f1
-    from napari_unet.core.postprocess import instances_from_labels
+    from napari_unet.core.instances.instance_blocks import instance_block_shape
+    from napari_unet.core.instances.metrics import instance_f1
+    from napari_unet.core.instances.postprocess import instances_from_labels
 
     assert instance_block_shape((4, 96, 96), (16, 32, 32), (2.0, 1.0, 1.0)) == (96, 192, 192)
     assert instance_block_shape((96, 96), (32, 32)) == (96, 96)  # prediction blocks, when thick enough
@@ -334,7 +334,7 @@ def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d
 
 
 def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
-    from napari_unet.core.label_writer import write_label_image
+    from napari_unet.core.io.label_writer import write_label_image
 
     rng = np.random.default_rng(3)
     labels = np.kron(rng.integers(1, 4, (75, 163)), np.ones((16, 16), np.int64)).astype(np.uint8)  # 1200×2608
@@ -349,8 +349,8 @@ def test_every_pyramid_level_is_the_strided_full_resolution(tmp_path):
 
 @pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (2.0, 1.0, 1.0), (3.0, 1.0, 1.0), (5.0, 0.5, 0.5)])
 def test_pyramid_levels_halve_the_axes_the_network_pools(spacing):
-    from napari_unet.core.network import pool_strides_for_spacing
-    from napari_unet.core.ngff import pyramid_factors
+    from napari_unet.core.io.ngff import pyramid_factors
+    from napari_unet.core.models.network import pool_strides_for_spacing
 
     factors = pyramid_factors((600, 2048, 2048), spacing)
     assert factors == [tuple(level) for level in pool_strides_for_spacing(spacing, len(factors) + 1)]

@@ -17,17 +17,17 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from napari_unet.core import atomic
 from napari_unet.core.api import train
-from napari_unet.core.atomic import atomic_target, remove_stale_temporaries, temporary_path
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.io import write_array
-from napari_unet.core.label_writer import write_label_image
-from napari_unet.core.model import Model
-from napari_unet.core.ownership import LABELS, MODEL, PREDICTION, SESSION, check_replaceable, written_kind
-from napari_unet.core.rescue import save_or_keep
-from napari_unet.core.session import save_session
-from napari_unet.core.zarr_output import predict_to_zarr
+from napari_unet.core.infer.zarr_output import predict_to_zarr
+from napari_unet.core.io import atomic
+from napari_unet.core.io.atomic import atomic_target, remove_stale_temporaries, temporary_path
+from napari_unet.core.io.io import write_array
+from napari_unet.core.io.label_writer import write_label_image
+from napari_unet.core.io.ownership import LABELS, MODEL, PREDICTION, SESSION, check_replaceable, written_kind
+from napari_unet.core.io.rescue import save_or_keep
+from napari_unet.core.io.session import save_session
+from napari_unet.core.models.model import Model
 
 IMAGE = np.arange(32 * 40, dtype=np.uint16).reshape(32, 40)
 STROKES = np.zeros((32, 40), np.uint8)
@@ -133,7 +133,7 @@ def test_a_model_folder_is_replaced_only_while_it_holds_nothing_else(model, tmp_
 
 
 def test_a_pretrained_model_named_as_an_input_is_not_replaced(model):
-    from napari_unet.core.model_sources import pretrained_path
+    from napari_unet.core.models.model_sources import pretrained_path
 
     with pytest.raises(UserInputError, match=r"is the input .*pretrained/nuclei-2d"):  # train --init nuclei-2d
         model.save(pretrained_path("nuclei-2d"), overwrite=True, inputs=["nuclei-2d"])
@@ -214,7 +214,7 @@ def test_stale_temporaries_only_of_dead_writers_and_only_ours_are_removed(tmp_pa
     ]
     for path in [stale, live, *lookalikes]:
         path.write_text("x")
-    with caplog.at_level("INFO", logger="napari_unet.core.atomic"):
+    with caplog.at_level("INFO", logger="napari_unet.core.io.atomic"):
         assert remove_stale_temporaries(target) == [stale]
     assert all(p.exists() for p in [live, *lookalikes])
     assert caplog.messages == [f"removed {stale}, left by a writer that died"]  # logged, not warned

@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from napari_unet.core.config import NormalizationConfig
-from napari_unet.core.normalization import normalize, percentile_ranges
-from napari_unet.core.pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClassifierConfig
+from napari_unet.core.models.config import NormalizationConfig
+from napari_unet.core.models.normalization import normalize, percentile_ranges
+from napari_unet.core.train.pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClassifierConfig
 
 
 def _normalized(image: np.ndarray, channels: bool = False) -> np.ndarray:

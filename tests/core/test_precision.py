@@ -9,9 +9,9 @@ import torch
 
 from napari_unet.core.api import predict, train
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.model import UNET
-from napari_unet.core.network import Bf16SafeConv3d
-from napari_unet.core.precision import cpu_has_native_bfloat16, resolve_precision
+from napari_unet.core.models.model import UNET
+from napari_unet.core.models.network import Bf16SafeConv3d
+from napari_unet.core.models.precision import cpu_has_native_bfloat16, resolve_precision
 
 
 @pytest.mark.parametrize(
@@ -110,7 +110,7 @@ def test_prediction_that_overflows_float16_is_redone_in_float32(nuclei_2d):
 
 
 def test_unknown_precision_stops_prediction_before_any_work(nuclei_2d, tmp_path):
-    from napari_unet.core.zarr_output import predict_to_zarr
+    from napari_unet.core.infer.zarr_output import predict_to_zarr
 
     model = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, seed=0)
     with pytest.raises(UserInputError, match="unknown precision"):
@@ -119,7 +119,7 @@ def test_unknown_precision_stops_prediction_before_any_work(nuclei_2d, tmp_path)
 
 
 def _as_image_data(array):
-    from napari_unet.core.io import ImageData
+    from napari_unet.core.io.io import ImageData
 
     return ImageData(array)
 
@@ -127,8 +127,8 @@ def _as_image_data(array):
 def test_non_finite_gradients_with_a_finite_loss_skip_the_update(nuclei_2d):
     """A NaN gradient (as a faulty reduced-precision kernel can give) must not reach the weights."""
     from napari_unet.core.api import prepare_model
-    from napari_unet.core.config import TrainConfig
-    from napari_unet.core.training import train_steps
+    from napari_unet.core.models.config import TrainConfig
+    from napari_unet.core.train.training import train_steps
 
     model, annotations = prepare_model(nuclei_2d.image[None], nuclei_2d.strokes, dim=2, base_channels=4, depth=2)
     broken_calls = {"left": 2}
@@ -156,8 +156,8 @@ def test_float16_gradients_that_overflow_even_unscaled_move_training_to_float32(
     """The loss scaler skips steps whose float16 gradients overflow; once its scale is below 1,
     float16 cannot hold them at all and the run goes on in float32."""
     from napari_unet.core.api import prepare_model
-    from napari_unet.core.config import TrainConfig
-    from napari_unet.core.training import train_steps
+    from napari_unet.core.models.config import TrainConfig
+    from napari_unet.core.train.training import train_steps
 
     model, annotations = prepare_model(nuclei_2d.image[None], nuclei_2d.strokes, dim=2, base_channels=4, depth=2)
     model.network.head.weight.register_hook(lambda gradient: gradient * float("inf"))  # every step overflows
@@ -166,6 +166,6 @@ def test_float16_gradients_that_overflow_even_unscaled_move_training_to_float32(
         list(train_steps(model, nuclei_2d.image[None], annotations, settings))
     run = model.config.history[-1]
     assert (run["precision"], run["started_in"]) == ("fp32", "fp16")  # the record says it fell back
-    from napari_unet.core.model_card import model_card
+    from napari_unet.core.models.model_card import model_card
 
     assert "cpu (fp16 → fp32)" in model_card(model.config)

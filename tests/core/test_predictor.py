@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from napari_unet.core.api import train
-from napari_unet.core.inference import predict
-from napari_unet.core.model import Model
-from napari_unet.core.predictor import fold_batch_norms, inference_copy
+from napari_unet.core.infer.inference import predict
+from napari_unet.core.infer.predictor import fold_batch_norms, inference_copy
+from napari_unet.core.models.model import Model
 
 
 def _state(network: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from napari_unet.core.api import predict, train
+from napari_unet.core.data.synthetic import Style, synthetic_nuclei
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.inference import predict_normalized
-from napari_unet.core.metrics import foreground_iou
-from napari_unet.core.model_sources import PRETRAINED, open_model, pretrained_path
-from napari_unet.core.synthetic import Style, synthetic_nuclei
+from napari_unet.core.infer.inference import predict_normalized
+from napari_unet.core.instances.metrics import foreground_iou
+from napari_unet.core.models.model_sources import PRETRAINED, open_model, pretrained_path
 
 
 @pytest.mark.parametrize("name", list(PRETRAINED))

@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from napari_unet.core.config import NormalizationConfig
-from napari_unet.core.inference import predict_normalized
-from napari_unet.core.io import read_image, write_array
-from napari_unet.core.model import Model
-from napari_unet.core.normalization import normalize
-from napari_unet.core.tiling import tile_boxes
+from napari_unet.core.infer.inference import predict_normalized
+from napari_unet.core.infer.tiling import tile_boxes
+from napari_unet.core.io.io import read_image, write_array
+from napari_unet.core.models.config import NormalizationConfig
+from napari_unet.core.models.model import Model
+from napari_unet.core.models.normalization import normalize
 
 DTYPES = [np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

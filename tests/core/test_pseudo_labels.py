@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.losses import sparse_loss
-from napari_unet.core.pseudo_labels import PSEUDO_OFFSET, confident_labels, merged_targets, split_targets
+from napari_unet.core.train.losses import sparse_loss
+from napari_unet.core.train.pseudo_labels import PSEUDO_OFFSET, confident_labels, merged_targets, split_targets
 
 
 def test_only_confident_voxels_get_a_pseudo_label():

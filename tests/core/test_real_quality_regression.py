@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from napari_unet.core.api import predict, train
-from napari_unet.core.metrics import foreground_iou
+from napari_unet.core.instances.metrics import foreground_iou
 
 DATA = Path(__file__).parents[1] / "data" / "dsb2018"
 STEPS = 100

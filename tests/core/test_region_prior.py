@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from napari_unet.core.api import train
-from napari_unet.core.config import TrainConfig
-from napari_unet.core.losses import region_fit
-from napari_unet.core.region_prior import brightness_separation, scaled_region_weight
+from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.train.losses import region_fit
+from napari_unet.core.train.region_prior import brightness_separation, scaled_region_weight
 
 
 def _voxels(annotations: np.ndarray) -> dict[int, np.ndarray]:

@@ -9,7 +9,7 @@ import pytest
 
 from napari_unet.core.api import load_model, predict, train
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.model import Model
+from napari_unet.core.models.model import Model
 
 WEIGHTS = [0.8, 0.1, 0.1]
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.core.sampling import PatchSampler
+from napari_unet.core.train.sampling import PatchSampler
 
 
 @pytest.mark.parametrize(

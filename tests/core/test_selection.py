@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from napari_unet.core.api import load_model, predict, prepare_model, train
-from napari_unet.core.config import TrainConfig
-from napari_unet.core.inference import predict_normalized
-from napari_unet.core.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
-from napari_unet.core.pixel_classifier import CLASSIFIER_FILE
-from napari_unet.core.selection import best_candidate
-from napari_unet.core.training import train_steps
-from napari_unet.core.zarr_output import predict_to_zarr
+from napari_unet.core.infer.inference import predict_normalized
+from napari_unet.core.infer.zarr_output import predict_to_zarr
+from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from napari_unet.core.train.pixel_classifier import CLASSIFIER_FILE
+from napari_unet.core.train.selection import best_candidate
+from napari_unet.core.train.training import train_steps
 
 TINY = {"base_channels": 4, "depth": 2, "device": "cpu", "seed": 0, "batch_size": 2}
 
@@ -116,8 +116,8 @@ def test_a_missing_classifier_file_is_a_clear_error(trained, tmp_path):
 def test_block_wise_prediction_gives_the_whole_image_result(trained, tmp_path, chosen):
     import zarr
 
-    from napari_unet.core.io import ImageData
-    from napari_unet.core.synthetic import synthetic_nuclei
+    from napari_unet.core.data.synthetic import synthetic_nuclei
+    from napari_unet.core.io.io import ImageData
 
     image = synthetic_nuclei((300, 230), seed=21).image
     trained.config.selection = {**trained.config.selection, "chosen": chosen}
@@ -140,7 +140,7 @@ def test_fine_tuning_refits_the_classifier_on_the_new_strokes(trained, nuclei_2d
 
 
 def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_2d, trained, monkeypatch):
-    from napari_unet.core import training
+    from napari_unet.core.train import training
 
     assert trained.config.selection["held_out_accuracy"][UNET] is None  # 20 updates: too few to be scored
     monkeypatch.setattr(training, "MIN_SCORED_UPDATES", 5)

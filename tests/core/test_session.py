@@ -8,7 +8,7 @@ import torch
 
 from napari_unet.core.api import train
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.session import load_session, save_session
+from napari_unet.core.io.session import load_session, save_session
 
 
 def test_save_then_load_gives_back_image_strokes_and_model_and_training_goes_on(tmp_path, nuclei_2d):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.sliding_window import blending_device, sliding_window
-from napari_unet.core.tiling import fitted_tile, tile_starts
+from napari_unet.core.infer.sliding_window import blending_device, sliding_window
+from napari_unet.core.infer.tiling import fitted_tile, tile_starts
 
 
 def test_a_plain_callable_is_blended_back_to_the_image(rng):

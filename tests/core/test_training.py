@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from napari_unet.core.api import predict, prepare_model, train
-from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
-from napari_unet.core.messages import NewAnnotations, PreviewRequest, Report, StopTraining
-from napari_unet.core.metrics import foreground_iou
-from napari_unet.core.training import train_steps
+from napari_unet.core.instances.metrics import foreground_iou
+from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.train.messages import NewAnnotations, PreviewRequest, Report, StopTraining
+from napari_unet.core.train.training import train_steps
 
 FAST = {"batch_size": 2, "patch_size": None, "device": "cpu", "seed": 0}
 
@@ -150,7 +150,7 @@ def test_batch_norm_statistics_are_re_estimated_for_the_final_weights(nuclei_2d,
     training-like batches; the weights are untouched and the norms' momentum is restored."""
     import torch
 
-    from napari_unet.core import training
+    from napari_unet.core.train import training
 
     def trained(batches: int):
         monkeypatch.setattr(training, "NORM_RECALIBRATION_BATCHES", batches)
@@ -201,8 +201,8 @@ def test_prefetching_batches_in_a_thread_gives_the_same_model(nuclei_2d):
 def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_weights(nuclei_2d, monkeypatch):
     import torch
 
-    from napari_unet.core import training
     from napari_unet.core.api import train
+    from napari_unet.core.train import training
 
     real_loss = training.sparse_loss
     calls = {"n": 0}
@@ -248,8 +248,8 @@ def test_non_finite_losses_are_skipped_then_training_stops_with_the_last_good_we
 def test_out_of_memory_in_training_halves_the_batch_and_goes_on(nuclei_2d, monkeypatch):
     import torch
 
-    from napari_unet.core import training
     from napari_unet.core.api import train
+    from napari_unet.core.train import training
 
     batches = []
     real_run = training._Run
@@ -271,7 +271,7 @@ def test_out_of_memory_in_training_halves_the_batch_and_goes_on(nuclei_2d, monke
 
 def test_a_stop_with_a_deadline_cuts_the_end_pass(nuclei_2d, monkeypatch):
     """StopTraining(within=...) skips the batch-norm recalibration it cannot afford; a plain Stop keeps it."""
-    from napari_unet.core import training
+    from napari_unet.core.train import training
 
     recalibrated = []
     original = training._Run.recalibrate_norm_statistics

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from napari_unet.core.config import TrainConfig
 from napari_unet.core.errors import UserInputError
+from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.validation import (
     SEED_MAX,
     as_channels_first,

@@ -18,7 +18,7 @@ def _hashes(folder) -> dict[str, str]:
 
 def test_saves_and_exports_never_replace_opened_files_or_other_tools_files(trainer, qtbot, tmp_path, nuclei_2d):
     from napari_unet.core.api import train
-    from napari_unet.core.io import write_array
+    from napari_unet.core.io.io import write_array
 
     viewer, widget = trainer
     write_array(tmp_path / "scan.zarr", nuclei_2d.image)  # an image on disk, opened as a layer

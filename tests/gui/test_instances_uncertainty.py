@@ -10,7 +10,7 @@ from qtpy.QtCore import Qt
 
 from napari_unet._widget import UNetTrainerWidget
 from napari_unet.core.api import prepare_model, train
-from napari_unet.core.postprocess import instances_from_labels
+from napari_unet.core.instances.postprocess import instances_from_labels
 from napari_unet.sample_data import nuclei_sample
 
 TIMEOUT_MS = 60_000

@@ -9,7 +9,7 @@ from zarr.storage import LocalStore, LoggingStore
 
 from napari_unet._inputs import training_box
 from napari_unet._widget import UNetTrainerWidget
-from napari_unet.core.synthetic import nuclei_sample
+from napari_unet.core.data.synthetic import nuclei_sample
 
 TIMEOUT_MS = 120_000
 CHUNKS = (8, 64, 64)

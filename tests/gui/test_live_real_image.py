@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_unet._widget import UNetTrainerWidget
-from napari_unet.core.metrics import foreground_iou
+from napari_unet.core.instances.metrics import foreground_iou
 
 DATA = Path(__file__).parents[1] / "data" / "dsb2018"
 TIMEOUT_MS = 120_000

@@ -167,7 +167,7 @@ def test_pause_then_stop_still_finishes(trainer, qtbot):
 @pytest.mark.parametrize(
     ("module", "function", "message"),
     [
-        ("napari_unet.core.training", "sparse_loss", "simulated failure during a step"),
+        ("napari_unet.core.train.training", "sparse_loss", "simulated failure during a step"),
         ("napari_unet.core.api", "prepare_model", "simulated failure before the first step"),
     ],
 )

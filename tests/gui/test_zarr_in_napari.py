@@ -11,9 +11,9 @@ from ome_zarr.writer import write_multiscales_metadata
 
 from napari_unet._io import get_reader
 from napari_unet.core.api import predict, train
-from napari_unet.core.label_writer import write_label_image
-from napari_unet.core.ngff import ngff_format, read_ome_image
-from napari_unet.core.synthetic import synthetic_nuclei
+from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.io.label_writer import write_label_image
+from napari_unet.core.io.ngff import ngff_format, read_ome_image
 from napari_unet.sample_data import nuclei_sample
 
 TIMEOUT_MS = 60_000

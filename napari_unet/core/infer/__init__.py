@@ -1,0 +1,1 @@
+"""Prediction: tiled sliding-window inference in memory, and block-wise out-of-core prediction into OME-Zarr."""

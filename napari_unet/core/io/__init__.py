@@ -1,0 +1,1 @@
+"""Files: images read whole or lazily, OME-Zarr metadata, label images, sessions, and safe atomic writes."""

@@ -1,0 +1,166 @@
+"""Which mask the user sees: the pixel classifier first, then the blend with the U-Net (or the U-Net) when
+held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`). Used by the trainer; the
+choice is stored in the model.
+
+The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
+shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
+the training share only, so its score is honest; it is scored on small windows around the held-out voxels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..infer.inference import predict_normalized
+from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from .holdout import StrokeSplit, held_out_score, split_strokes
+from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
+
+WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
+CACHE_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is computed once and kept
+FEATURE_MAP_VOXELS = 4_000_000  # voxels × channels up to which all features are computed once (~0.4 GB)
+MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
+GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win
+
+
+class Selection:
+    """Candidates, their held-out scores and the current choice for one training image.
+
+    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke. With
+    ``training_map``, the training-share classifier's map of the whole image is available too
+    (:meth:`training_probabilities`, for pseudo-labels; not for images too big for one feature map).
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        normalized: np.ndarray,
+        annotations: np.ndarray,
+        seed: int | None,
+        training_map: bool = False,
+    ) -> None:
+        self.model, self.normalized, self.training_map = model, normalized, training_map
+        self.config = PixelClassifierConfig.for_dim(model.dim)
+        self.update(annotations, seed)
+
+    def update(self, annotations: np.ndarray, seed: int | None) -> None:
+        """New strokes: split them, fit the pixel classifier, score it; the U-Net's score is stale."""
+        model, config = self.model, self.config
+        self.split: StrokeSplit = split_strokes(annotations, seed)
+        voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
+        whole = feature_map(self.normalized, model.dim, config) if self.normalized.size <= FEATURE_MAP_VOXELS else None
+        if whole is not None:  # one pass of features for the fit and the map
+            whole = whole.reshape(-1, whole.shape[-1])
+            features = whole[voxels]
+        else:
+            features = features_at(self.normalized, voxels, model.dim, config)
+        labels = annotations.ravel()[voxels]
+        training = self.split.training.ravel()[voxels] > 0
+        held = np.isin(voxels, self.split.voxels)
+        options = {"dim": model.dim, "num_classes": model.num_classes, "config": config}
+        self.classifier = PixelClassifier(features[labels > 0], labels[labels > 0], **options)
+        scored = PixelClassifier(features[training], labels[training], **options) if held.any() else self.classifier
+        self.forest_held = scored.probabilities_of(features[held])
+        self.held_labels = labels[held]
+        self.windows = held_out_windows(self.split.voxels, self.normalized.shape[1:], model.dim)
+        self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
+        self.scores[UNET] = self.scores[BLEND] = None
+        self.chosen = PIXEL_CLASSIFIER
+        self._forest_map: np.ndarray | None = None
+        self._training_map: np.ndarray | None = None
+        self._training_fit: tuple[PixelClassifier, np.ndarray] | None = None  # made into the map on demand
+        if whole is not None:
+            spatial = self.normalized.shape[1:]
+            self._forest_map = self.classifier.probabilities_of(whole).reshape(model.num_classes, *spatial)
+            if self.training_map:
+                self._training_fit = (scored, whole)
+
+    def training_probabilities(self) -> np.ndarray | None:
+        """The training-share classifier's ``(K, *spatial)`` probabilities of the whole image (it never saw
+        the held-out strokes), computed on the first call after :meth:`update`; None when not kept."""
+        if self._training_fit is not None:
+            scored, whole = self._training_fit
+            self._training_fit = None
+            spatial = self.normalized.shape[1:]
+            self._training_map = (
+                self._forest_map if scored is self.classifier else scored.probabilities_of(whole)
+            ).reshape(self.model.num_classes, *spatial)
+        return self._training_map
+
+    def score_unet(self, device, precision: str) -> None:
+        """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""
+        if not len(self.held_labels):
+            return
+        spatial = self.normalized.shape[1:]
+        unet = np.empty_like(self.forest_held)
+        coords = np.unravel_index(self.split.voxels, spatial)  # flat order, as forest_held
+        for window in self.windows:
+            inside = np.all([(c >= w.start) & (c < w.stop) for c, w in zip(coords, window)], axis=0)
+            probabilities = predict_normalized(
+                self.model, self.normalized[(slice(None), *window)], device=device, precision=precision
+            )
+            local = tuple(c[inside] - w.start for c, w in zip(coords, window))
+            unet[:, inside] = probabilities[(slice(None), *local)]
+        self.scores[UNET] = held_out_score(unet, self.held_labels)
+        self.scores[BLEND] = held_out_score(self.model.combine(self.forest_held, unet), self.held_labels)
+        self.chosen = best_candidate(self.scores, guided=self.guided)
+
+    @property
+    def guided(self) -> bool:
+        """Whether the U-Net trains on the pixel classifier's pseudo-labels too (see :mod:`.pseudo_labels`)."""
+        return self._training_map is not None or self._training_fit is not None
+
+    def forest_probabilities(self, region: tuple[slice, ...]) -> np.ndarray:
+        """The all-strokes pixel classifier's ``(K, *region)`` probabilities (kept for small images)."""
+        if self.normalized[0].size > CACHE_VOXELS:
+            return self.classifier.probabilities(self.normalized, region)
+        if self._forest_map is None:
+            self._forest_map = self.classifier.probabilities(self.normalized)
+        return self._forest_map[(slice(None), *region)]
+
+    def record(self) -> dict:
+        """What ``config.json`` keeps about the choice."""
+        return {
+            "chosen": self.chosen,
+            "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in self.scores.items()},
+            "held_out_voxels": len(self.held_labels),
+            "blend_weight": self.model.blend_weight,
+            "pseudo_labels": self.guided,
+        }
+
+
+def best_candidate(scores: dict[str, float | None], guided: bool = False) -> str:
+    """The candidate to show and return, from held-out balanced accuracies.
+
+    Held-out voxels lie inside strokes, far from the edges where masks differ most, so they saturate
+    (often 1.0 for every candidate) and a small lead there says little. A U-Net trained on the strokes
+    alone is shown only when it (or its blend with the pixel classifier) leads by :data:`MARGIN`: early
+    and flooding ones scored close to the classifier yet drew worse masks. One ``guided`` by the pixel
+    classifier's pseudo-labels made better masks on the real dev images (docs/benchmarks.md), so its blend
+    is shown unless it scores more than :data:`GUIDED_TOLERANCE` below the classifier.
+    """
+    base = scores.get(PIXEL_CLASSIFIER)
+    if base is None:
+        return PIXEL_CLASSIFIER
+    blend = scores.get(BLEND)
+    if guided and blend is not None and blend >= base - GUIDED_TOLERANCE:
+        return BLEND
+    for name in (BLEND, UNET):
+        score = scores.get(name)
+        if score is not None and score >= base + MARGIN:
+            return name
+    return PIXEL_CLASSIFIER
+
+
+def held_out_windows(voxels: np.ndarray, spatial: tuple[int, ...], dim: int) -> list[tuple[slice, ...]]:
+    """Boxes around groups of held-out voxels, with :data:`WINDOW_CONTEXT` voxels of context along the
+    model's axes (one plane along the others); nearby groups share a box."""
+    if not len(voxels):
+        return []
+    mask = np.zeros(spatial, bool)
+    mask.ravel()[voxels] = True
+    size = [1] * (len(spatial) - dim) + [2 * WINDOW_CONTEXT + 1] * dim
+    groups, _ = ndi.label(ndi.maximum_filter(mask, size=size), np.ones((3,) * len(spatial), bool))
+    boxes = ndi.find_objects(groups)
+    return [tuple(slice(b.start, b.stop) for b in box) for box in boxes if box is not None]
