@@ -47,12 +47,15 @@ def predict_normalized(
     device: torch.device | str = "cpu",
     precision: str = "auto",
     progress: Callable[[int, int], None] | None = None,
+    predictor: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> np.ndarray:
     """Blended class probabilities ``(K, *spatial)`` of a normalised ``(C, *spatial)`` image
     (``batch_size`` tiles per pass, default :func:`default_tile_batch`; tiles of at most ``tile_size``,
     shrunk to cover the image with as few as that size needs, see :func:`.tiling.fitted_tile`; the
     network runs in ``precision``, see :mod:`.precision`, and blending is float32). The model itself is
-    left as it was (device, layout, mode): a private copy predicts (:mod:`.predictor`).
+    left as it was (device, layout, mode): a private copy predicts (:mod:`.predictor`); a caller predicting
+    many small images with one model passes its own ``predictor`` (a :func:`.predictor.tile_predictor` of
+    the model in ``precision``), so that copy is made once.
 
     When the device runs out of memory, the pass is retried with half the tiles per pass, then
     with half the tile size, with a warning each time; only one pooling unit per tile is too much.
@@ -67,7 +70,7 @@ def predict_normalized(
     tiled = functools.partial(
         sliding_window, image=image, overlap=overlap, multiple=multiple, outputs=model.num_classes, device=device
     )
-    predictor = tile_predictor(model.network, device, dtype)
+    predictor = predictor or tile_predictor(model.network, device, dtype)
     while True:
         window = fitted_window(image.shape[1:], requested, overlap, multiple)
         try:

@@ -10,10 +10,13 @@ the training share only, so its score is honest; it is scored on small windows a
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage as ndi
 
 from ..infer.inference import predict_normalized
+from ..infer.predictor import tile_predictor
 from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from ..models.precision import resolve_precision
 from .holdout import StrokeSplit, held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
@@ -89,16 +92,20 @@ class Selection:
         return self._training_map
 
     def score_unet(self, device, precision: str) -> None:
-        """Score the U-Net and the blend on the held-out voxels and update the choice (network left in eval mode)."""
+        """Score the U-Net and the blend on the held-out voxels and update the choice (one inference copy
+        of the network predicts every window)."""
         if not len(self.held_labels):
             return
         spatial = self.normalized.shape[1:]
         unet = np.empty_like(self.forest_held)
         coords = np.unravel_index(self.split.voxels, spatial)  # flat order, as forest_held
+        device = torch.device(device)
+        predictor = tile_predictor(self.model.network, device, resolve_precision(precision, device))
         for window in self.windows:
             inside = np.all([(c >= w.start) & (c < w.stop) for c, w in zip(coords, window)], axis=0)
+            crop = self.normalized[(slice(None), *window)]
             probabilities = predict_normalized(
-                self.model, self.normalized[(slice(None), *window)], device=device, precision=precision
+                self.model, crop, device=device, precision=precision, predictor=predictor
             )
             local = tuple(c[inside] - w.start for c, w in zip(coords, window))
             unet[:, inside] = probabilities[(slice(None), *local)]

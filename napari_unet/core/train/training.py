@@ -288,7 +288,6 @@ class _Run:
             device=self.device,
             precision=precision_name(self.precision),
         )
-        self.network.train()
         if chosen == BLEND:
             probabilities = self.model.combine(self.selection.forest_probabilities(region), probabilities)
         return Preview(region, labels_from_probabilities(probabilities))
@@ -302,7 +301,6 @@ class _Run:
             return
         started = time.perf_counter()
         self.selection.score_unet(self.device, precision_name(self.precision))
-        self.network.train(not final)
         self.scored_at, self.scoring = elapsed, time.perf_counter() - started
 
     @property
