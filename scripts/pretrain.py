@@ -3,7 +3,7 @@
     python scripts/pretrain.py --dim 2 --rounds 8 --seconds 40
     python scripts/pretrain.py --dim 3 --rounds 8 --seconds 60
     python scripts/pretrain.py --dim 3 --rounds 10 --seconds 60 --seed 1 --resume
-    python scripts/pretrain.py --dim 2 --data ../shared/data/dsb2018/train --rounds 14 --seconds 150 \
+    python scripts/pretrain.py --dim 2 --data ../shared/data/dsb2018/train --rounds 12 --steps 1100 \
         --init nuclei-2d --out /tmp/nuclei-2d-real
 
 Synthetic recipe (without ``--data``): each round draws a fresh mosaic of synthetic nuclei
@@ -73,11 +73,18 @@ def round_learning_rate(round_index: int, rounds: int, base: float = 2e-3) -> fl
     return base * (0.15 + 0.85 * 0.5 * (1 + np.cos(np.pi * min(1.0, round_index / max(rounds - 1, 1)))))
 
 
+def without_pixel_classifier(model: Model) -> None:
+    """A generalist ships the U-Net alone: the trainer's pixel classifier fits only the last mosaic."""
+    model.pixel_classifier = None
+    model.config.pixel_classifier = model.config.selection = None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dim", type=int, choices=(2, 3), required=True)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=40.0, help="training time per round")
+    parser.add_argument("--steps", type=int, help="training steps per round (instead of --seconds: repeatable)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", type=Path, help="real 2D recipe: the dsb2018 train/ folder (index.json + ID.npz)")
     parser.add_argument("--out", type=Path, help="model directory (default napari_unet/pretrained/nuclei-<dim>d)")
@@ -96,8 +103,8 @@ def main() -> None:
             image, annotations = crops.mosaic(rng)
             settings = {
                 "intensity_probability": 0.5,  # half the patches as the images are, half with new contrast and noise
-                "patch_size": [128, 128],  # dense labels: context pays, not the stroke count
-                "batch_size": 4,
+                "patch_size": [192, 192],  # dense labels: context pays, not the stroke count
+                "batch_size": 8,
                 "learning_rate": round_learning_rate(round_index, args.rounds),
                 "image_name": f"dsb2018 train crops mosaic, round {round_index + 1} (scripts/pretrain.py --data)",
             }
@@ -113,15 +120,18 @@ def main() -> None:
             dim=args.dim,
             spacing=MODEL_SPACING[args.dim],
             init=model,
-            time_budget=args.seconds,
+            steps=args.steps,
+            time_budget=None if args.steps else args.seconds,
             seed=args.seed + round_index,
+            pseudo_label_weight=0.0,  # every voxel is labelled: no pixel classifier's guesses needed
             **settings,
         )
+        without_pixel_classifier(model)
         print(f"round {round_index + 1}/{args.rounds}: loss {model.config.history[-1]['final_loss']:.3f}", flush=True)
         model.config.class_names = ["background", "nucleus"]
         if crops is not None:
             model.config.normalization.rgb_weights = list(DSB_RGB_WEIGHTS)
-            model.config.description = real_description(args.rounds, args.seconds, args.init)
+            model.config.description = real_description(args.rounds, args.seconds, args.steps, args.init)
         model.save(out)  # every round: a stopped run is usable and goes on with --resume
     print(out)
 

@@ -103,14 +103,14 @@ class RealCrops:
         return image, annotations
 
 
-def real_description(rounds: int, seconds: float, init: str | None) -> str:
+def real_description(rounds: int, seconds: float, steps: int | None, init: str | None) -> str:
     """The model card's account of the real recipe and its data."""
     start = f"from `{init}` (the synthetic recipe: `scripts/pretrain.py --dim 2`)" if init else "from scratch"
+    length = f"--steps {steps}" if steps else f"--seconds {seconds:g}"
     return (
         "## Recipe and data\n\n"
         f"Trained {start} by `scripts/pretrain.py --dim 2 --data <dsb2018>/train "
-        f"--rounds {rounds} --seconds {seconds:g}{f' --init {init}' if init else ''}` "
-        f"(about {rounds * seconds / 60:.0f} minutes on 2 CPU cores) "
+        f"--rounds {rounds} {length}{f' --init {init}' if init else ''}` "
         "on the train split (355 images) of the 2018 Data Science Bowl stage-1 training set (BBBC038, "
         "community-fixed labels; CC0 1.0; Caicedo et al., Nature Methods 16, 1247–1253, 2019): fluorescence, "
         "stained tissue (RGB) and brightfield nuclei, every nucleus labelled. Each round trains on a fresh mosaic "
@@ -119,7 +119,7 @@ def real_description(rounds: int, seconds: float, init: str | None) -> str:
         "annotations paint every nucleus (2) and about as much background (1): all background within "
         f"{BAND} px of a nucleus, a 1-pixel line between touching nuclei and a random share of the rest "
         "(the loss weighs classes equally, so this keeps boundaries unbiased); "
-        "128² patches, half of them with random contrast, brightness and noise. RGB images are reduced to one "
-        "channel with the weights above, by the model itself. The 40 dev images of the same set were never "
-        "trained on (their scores: docs/benchmarks.md)."
+        "batches of 8 patches of 192², half of them with random contrast, brightness and noise. RGB images are "
+        "reduced to one channel with the weights above, by the model itself. The 40 dev images of the same set "
+        "were never trained on (their scores: docs/benchmarks.md)."
     )
