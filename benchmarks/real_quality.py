@@ -11,7 +11,8 @@ issue-18 targets. Full run (about 50 min on 2 cores)::
     python benchmarks/real_quality.py --out docs/real-quality-DATE.json
 
 Tuning subset (about 5 min): ``--quick`` (2 images per kind, 10 s, no curve). Options: ``--set KEY=VALUE``
-(any TrainConfig field), ``--init MODEL`` (fine-tune from it), ``--zero-shot MODEL`` (its mask with no
+(any TrainConfig field), ``--init MODEL`` (fine-tune from it; ``none``: a new network; default ``auto``, what
+the API starts from), ``--zero-shot MODEL`` (its mask with no
 strokes and no training), ``--no-train`` (forest and zero-shot only).
 """
 
@@ -54,7 +55,7 @@ def train_and_score(image, strokes, truth, budget: str, seed: int, args, setting
             image,
             strokes,
             channel_axis=channel_axis,
-            init=args.init,
+            init=None if args.init == "none" else args.init,
             **budget_arguments(budget),
             device=args.device,
             seed=seed,
@@ -206,7 +207,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, help="the first N images of each kind (--quick: 2)")
     parser.add_argument("--images", nargs="+", help="exactly these image ids")
     parser.add_argument("--quick", action="store_true", help="tuning subset: --limit 2 --time-budget 10 --curve")
-    parser.add_argument("--init", help="fine-tune from this model (directory, .zip or pretrained name)")
+    parser.add_argument(
+        "--init",
+        default="auto",
+        help="start from this model (directory, .zip or pretrained name); default 'auto', the API's default "
+        "start; 'none' for a new network",
+    )
     parser.add_argument("--zero-shot", metavar="MODEL", help="also score MODEL's mask with no strokes, no training")
     parser.add_argument("--no-train", action="store_true", help="no training: the forest and --zero-shot only")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE")
@@ -246,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "stroke_protocol": dataclasses.asdict(StrokeProtocol()),
     }
     trained = [] if args.no_train else list(dict.fromkeys([*curve_keys, main_key]))
-    same_start = args.init is not None and args.init == args.zero_shot and not args.no_train
+    same_start = args.init not in ("auto", "none") and args.init == args.zero_shot and not args.no_train
     rows = []
     for done, entry in enumerate(entries, start=1):
         budgets = [] if args.no_train else [main_key]

@@ -52,8 +52,10 @@ def _add_train(commands) -> None:
     train.add_argument("--steps", type=int, help="stop after this many steps")
     train.add_argument(
         "--init",
+        default="auto",
         help="start from: a model directory, a bioimage.io .zip napari-unet exported, or a pretrained name "
-        "(nuclei-2d, nuclei-3d, nuclei-2d-dsb: real nuclei of every kind, RGB too)",
+        "(nuclei-2d, nuclei-3d, nuclei-2d-dsb: real nuclei of every kind, RGB too); 'none' for a new network; "
+        "default 'auto': nuclei-2d-dsb for 2D grey or RGB images with one object class, else a new network",
     )
     _add_device(train)
     train.add_argument("--seed", type=int, help="random seed")

@@ -113,11 +113,15 @@ class TrainingJob:
 
         from .core.api import prepare_model
         from .core.models.config import TrainConfig
+        from .core.models.model_sources import AUTO
         from .core.train.training import train_steps
 
         self.tuner = ThreadTuner()  # sets this thread's torch threads
         image, strokes = self._read_inputs()
-        model, annotations = prepare_model(image, strokes, **self._options)
+        options = self._options
+        if options["init"] is None:  # no model yet: the API's default start (see core.models.model_sources)
+            options = {**options, "init": AUTO}
+        model, annotations = prepare_model(image, strokes, **options)
         config = TrainConfig(
             steps=None,
             time_budget=None,

@@ -79,10 +79,12 @@ def _train(args: argparse.Namespace) -> None:
     from .core.io.ownership import MODEL, check_replaceable
     from .core.io.rescue import save_or_keep
     from .core.models.config import TrainConfig
+    from .core.models.model_sources import AUTO
     from .core.validation import check_train_settings
 
     model_path = Path(args.model)
-    inputs = [args.image, args.labels, args.init]
+    init = None if args.init.lower() == "none" else args.init
+    inputs = [args.image, args.labels] + ([init] if init not in (None, AUTO) else [])
     check_replaceable(model_path, MODEL, overwrite=args.overwrite, inputs=inputs)
     check_output_folder(model_path, "--model path")
     time_budget = args.time_budget if args.time_budget is not None else (None if args.steps else 60.0)
@@ -105,7 +107,7 @@ def _train(args: argparse.Namespace) -> None:
         dim=args.dim,
         spacing=args.spacing or image.spacing,
         channel_axis=image.resolve_channel_axis(args.channel_axis),
-        init=args.init,
+        init=init,
         device=args.device,
         precision=args.precision,
         seed=args.seed,

@@ -303,3 +303,10 @@ def read_model_history(path):
 
 
 # --- input checks (issue 22): exit 2, one line, no traceback, nothing written ---
+
+
+def test_train_starts_from_the_default_start_unless_told_none(files, capsys):
+    assert run_train(files, "--model", files / "auto", "--steps", 1, "--device", "cpu") == 0, capsys.readouterr().err
+    assert len(read_model_history(files / "auto")) > 1  # nuclei-2d-dsb's rounds, then this run
+    assert run_train(files, "--model", files / "new", "--init", "none", "--steps", 1, "--device", "cpu") == 0
+    assert len(read_model_history(files / "new")) == 1

@@ -16,7 +16,7 @@ from .memory import items_that_fit
 from .models.config import TrainConfig
 from .models.devices import resolve_device
 from .models.model import Model
-from .models.model_sources import open_model
+from .models.model_sources import AUTO, default_start, open_model
 from .models.precision import check_precision
 from .train.messages import Report
 from .train.patch_plan import default_batch_size, default_patch_size
@@ -45,13 +45,15 @@ def prepare_model(
     *,
     dim: int | None = None,
     spacing: Sequence[float] | None = None,
-    init: Model | str | os.PathLike | None = None,
+    init: Model | str | os.PathLike | None = AUTO,
     base_channels: int = 16,
     depth: int = 4,
 ) -> tuple[Model, np.ndarray]:
     """Check ``image`` ``(C, *spatial)`` and strokes, and build the model to train.
 
-    Returns the model (fresh, or a copy of ``init`` adapted to the painted classes) and the strokes as uint8.
+    Returns the model (a copy of ``init`` adapted to the painted classes, or a new network for ``None``) and
+    the strokes as uint8. ``init="auto"`` starts from :data:`.model_sources.DEFAULT_START` where it fits the
+    image and strokes (2D, grey or 8-bit RGB, one object class; see :func:`.model_sources.default_start`).
     ``dim`` defaults to the image's spatial dimensionality (3D volumes train a 3D model). Refuses an
     empty image and bad settings, and warns about NaN or constant images (see :mod:`.validation`).
     """
@@ -64,6 +66,8 @@ def prepare_model(
     check_count(depth, "depth")
     annotations = check_annotations(annotations, spatial)
     num_classes = max(2, int(annotations.max()))
+    if isinstance(init, str) and init == AUTO:
+        init = default_start(image, num_classes, dim, new_network_shape=(base_channels, depth) != (16, 4))
     if init is not None:  # a model object is copied: training never changes the caller's model
         start = copy.deepcopy(init) if isinstance(init, Model) else open_model(init)
         if dim is not None and dim != start.dim:
@@ -99,7 +103,7 @@ def train(
     dim: int | None = None,
     spacing: Sequence[float] | None = None,
     channel_axis: int | None = None,
-    init: Model | str | os.PathLike | None = None,
+    init: Model | str | os.PathLike | None = AUTO,
     steps: int | None = None,
     time_budget: float | None = 60.0,
     device: str = "auto",
@@ -113,8 +117,11 @@ def train(
 
     ``image`` is YX / ZYX (add ``channel_axis`` for channels); stops after ``steps`` or
     ``time_budget`` seconds, whichever comes first. ``init`` fine-tunes an existing model
-    (same classes: all weights kept; other class count: new output layer); ``base_channels`` and
-    ``depth`` shape a new network (ignored with ``init``). Extra keyword
+    (same classes: all weights kept; other class count: new output layer); the default, ``"auto"``,
+    starts 2D grey and RGB images with one object class from the shipped ``nuclei-2d-dsb`` (it beat a
+    new network on real images of every kind, docs/benchmarks.md) and anything else from a new network;
+    ``None`` always trains a new one. ``base_channels`` and ``depth`` shape a new network (other values
+    than the defaults also mean a new network under ``"auto"``; ignored with a model ``init``). Extra keyword
     arguments go to :class:`TrainConfig` (``batch_size``, ``patch_size``, ``learning_rate``...).
     """
     config = TrainConfig(steps=steps, time_budget=time_budget, device=device, seed=seed, **settings)

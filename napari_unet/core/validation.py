@@ -137,7 +137,8 @@ def check_train_settings(settings: TrainConfig) -> None:
             raise UserInputError(f"patch_size must be a list of whole numbers, got {settings.patch_size!r}")
         for size in settings.patch_size:
             check_count(size, "patch_size")
-    check_positive(settings.learning_rate, "learning_rate")
+    if settings.learning_rate is not None:
+        check_positive(settings.learning_rate, "learning_rate")
     check_positive(settings.smoothness_sigma, "smoothness_sigma")
     for name in ("weight_decay", "smoothness_weight", "region_weight", "pseudo_label_weight"):
         check_non_negative(getattr(settings, name), name)

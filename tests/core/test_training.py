@@ -98,7 +98,7 @@ def test_fine_tuning_adapts_the_class_count(nuclei_2d, tmp_path):
     strokes = nuclei_2d.strokes.copy()
     strokes[:2, :2] = 3
     tuned = train(nuclei_2d.image, strokes, init=tmp_path / "start", steps=2, time_budget=None, **FAST)
-    assert tuned.num_classes == 3 and len(tuned.config.history) == 2
+    assert tuned.num_classes == 3 and len(tuned.config.history) == len(model.config.history) + 1
     with pytest.raises(UserInputError, match="dim"):
         train(nuclei_2d.image, strokes, init=tmp_path / "start", dim=3, steps=1, time_budget=None)
 

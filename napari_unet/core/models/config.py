@@ -61,7 +61,7 @@ class TrainConfig:
     time_budget: float | None = 60.0
     batch_size: int | None = None
     patch_size: list[int] | None = None
-    learning_rate: float = 2e-3
+    learning_rate: float | None = None  # None: 2e-3 for a new network, 5e-4 from a trained one (schedule.py)
     weight_decay: float = 1e-4
     augment: bool = True
     elastic_probability: float = 0.25

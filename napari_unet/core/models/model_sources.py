@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import UserInputError
 from .model import Model
 
@@ -42,3 +44,19 @@ def open_model(source: Model | str | os.PathLike) -> Model:
             f"({', '.join(PRETRAINED)})"
         )
     return Model.load(path)
+
+
+AUTO = "auto"  # init=AUTO: the default start below, or a new network
+DEFAULT_START = "nuclei-2d-dsb"  # beat a new network on real 2D images of every kind (docs/benchmarks.md)
+
+
+def default_start(image: np.ndarray, num_classes: int, dim: int | None, new_network_shape: bool) -> str | None:
+    """The pretrained model training starts from when none is chosen, or None for a new network.
+
+    :data:`DEFAULT_START` for what it was trained on: a 2D grey image (one channel) or an 8-bit RGB one
+    (``image`` is ``(C, Y, X)``), one object class (``num_classes`` 2), no 3D network asked for and no
+    network shape of the caller's own (``new_network_shape``). Anything else trains a new network.
+    """
+    grey_or_rgb = image.shape[0] == 1 or (image.shape[0] == 3 and image.dtype == np.uint8)
+    plain = image.ndim == 3 and dim in (None, 2) and num_classes == 2 and not new_network_shape
+    return DEFAULT_START if plain and grey_or_rgb else None

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from ..models.config import TrainConfig
+from ..models.model import Model
 
 WARMUP_STEPS = 20
 FINAL_LR_FRACTION = 0.05
+NEW_NETWORK_LR = 2e-3
+FINE_TUNING_LR = 5e-4  # from a trained model: 2e-3 undid more of what a pretrained start knew (docs/benchmarks.md)
+
+
+def with_learning_rate(settings: TrainConfig, model: Model) -> TrainConfig:
+    """``settings`` with the default learning rate filled in when none was given: lower for a model that
+    was trained before (a pretrained start, or a model trained on again) than for a new network."""
+    if settings.learning_rate is not None:
+        return settings
+    trained = bool(model.config.history)
+    return dataclasses.replace(settings, learning_rate=FINE_TUNING_LR if trained else NEW_NETWORK_LR)
 
 
 def learning_rate_at(settings: TrainConfig, step: int, elapsed: float) -> float:

@@ -32,7 +32,7 @@ from .pseudo_labels import confident_labels, merged_targets
 from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry
 from .sampling import PatchSampler
-from .schedule import learning_rate_at
+from .schedule import learning_rate_at, with_learning_rate
 from .selection import CACHE_VOXELS, Selection
 
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
@@ -350,6 +350,7 @@ def train_steps(
     """
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
+    settings = with_learning_rate(settings, model)
     run = _Run(model, image, annotations, settings)  # fits the pixel classifier: within the time budget
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
