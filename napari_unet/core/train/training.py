@@ -41,8 +41,8 @@ RECALIBRATION_COST = 0.4  # one such batch (forward only) costs about this share
 MIN_RECALIBRATION_BATCHES = 5  # fewer give noisier statistics than training's running ones: then none
 SCORE_INTERVAL_S = 2.0  # the U-Net is scored on the held-out strokes at most this often...
 SCORE_SHARE = 0.1  # ...and with at most this share of the time
-MIN_SCORED_UPDATES = 100  # a new U-Net with fewer updates is not scored (nor shown): early ones won on held-out
-# strokes yet drew worse masks than the forest (docs/benchmarks.md); a trained start (init=) is scored at once
+MIN_SCORED_UPDATES = 100  # a U-Net with fewer updates is not scored (nor shown): early ones won on held-out strokes
+# yet drew worse masks than the forest; so did the pretrained start on brightfield (docs/benchmarks.md)
 
 
 class _Run:
@@ -78,7 +78,6 @@ class _Run:
         )
         self.painted = _painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
-        self.min_scored_updates = 1 if model.config.history else MIN_SCORED_UPDATES
         self._weigh_region_term()
         self._prefetch: ThreadPoolExecutor | None = None
         self._next_batch: Future | None = None
@@ -294,10 +293,9 @@ class _Run:
 
     def score(self, elapsed: float, final: bool = False) -> None:
         """Score the U-Net on the held-out strokes when due (every :data:`SCORE_INTERVAL_S`, within
-        :data:`SCORE_SHARE` of the time), or now when ``final``; a new network not before
-        :data:`MIN_SCORED_UPDATES`."""
+        :data:`SCORE_SHARE` of the time), or now when ``final``; never before :data:`MIN_SCORED_UPDATES`."""
         due = elapsed - self.scored_at >= max(SCORE_INTERVAL_S, self.scoring / SCORE_SHARE)
-        if not (final or due) or self.updates < self.min_scored_updates:
+        if not (final or due) or self.updates < MIN_SCORED_UPDATES:
             return
         started = time.perf_counter()
         self.selection.score_unet(self.device, precision_name(self.precision))
