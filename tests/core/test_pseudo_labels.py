@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from napari_unet.core.train.losses import sparse_loss
-from napari_unet.core.train.pseudo_labels import PSEUDO_OFFSET, confident_labels, merged_targets, split_targets
+from napari_unet.core.train.pseudo_labels import (
+    PSEUDO_OFFSET,
+    confident_labels,
+    merged_targets,
+    split_targets,
+    vetoed_by_start,
+)
 
 
 def test_only_confident_voxels_get_a_pseudo_label():
@@ -37,3 +43,26 @@ def test_pseudo_labels_count_only_with_their_weight_and_pull_towards_their_class
     gradient = logits.grad[0, :, 0]
     assert gradient[1, 2] < 0 < gradient[0, 2]  # the pseudo-labelled voxel is pushed towards class 2
     assert torch.all(gradient[:, 3] == 0)  # neither painted nor pseudo-labelled: no gradient
+
+
+def test_a_trained_start_vetoes_object_pseudo_labels_where_it_is_sure_of_background():
+    pseudo = np.array([[2, 2, 1, 0, 3]], np.uint8)
+    start_background = np.array([[0.9, 0.5, 0.1, 0.9, 0.95]], np.float32)
+    assert vetoed_by_start(pseudo, start_background, 0.8).tolist() == [[0, 2, 1, 0, 0]]  # background labels stay
+
+
+def test_only_a_trained_start_is_asked_for_its_background(nuclei_2d):
+    from napari_unet.core.api import prepare_model
+    from napari_unet.core.models.config import TrainConfig
+    from napari_unet.core.train.training import _Run
+
+    image = nuclei_2d.image[None]
+    for init, expect_map in ((None, False), ("nuclei-2d-dsb", True)):
+        model, strokes = prepare_model(image, nuclei_2d.strokes, init=init)
+        run = _Run(model, image, strokes, TrainConfig(steps=1, device="cpu", seed=0, learning_rate=1e-3))
+        run.begin()
+        assert (run.start_background is not None) == expect_map
+        if expect_map:
+            assert run.start_background.shape == image.shape[1:]
+            assert run.start_background.min() >= 0 and run.start_background.max() <= 1
+        run.close()

@@ -5,6 +5,11 @@ unpainted band between object strokes and far-away background strokes the longer
 (docs/benchmarks.md). The pixel classifier (fitted on the same training strokes, so held-out scores stay
 honest) labels that band; where it is confident, its label becomes a target too, weighed below the strokes.
 
+A trained start (a pretrained model) may veto: where it is confident of background, the classifier's object
+pseudo-labels are dropped (:func:`vetoed_by_start`). The classifier fills the thin background between touching
+objects and over-paints stained tissue; the start knows better there, but not the other way round (on
+brightfield the start paints whole cells, which the classifier's background labels correct).
+
 Strokes and pseudo-labels travel as one uint8 map through sampling and augmentation: stroke values
 ``1..K`` as painted, the pixel classifier's class ``k`` as ``PSEUDO_OFFSET + k``, 0 for neither.
 """
@@ -22,6 +27,12 @@ def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray
     probability is at least ``confidence``, else 0."""
     top = probabilities.max(0)
     return np.where(top >= confidence, probabilities.argmax(0) + 1, 0).astype(np.uint8)
+
+
+def vetoed_by_start(pseudo: np.ndarray, start_background: np.ndarray, confidence: float) -> np.ndarray:
+    """``pseudo`` labels (``spatial`` uint8, 1 = background) without the object labels (2..K) where a trained
+    start's background probability ``start_background`` (``spatial``) is at least ``confidence``."""
+    return np.where((pseudo > 1) & (start_background >= confidence), 0, pseudo).astype(np.uint8)
 
 
 def merged_targets(strokes: np.ndarray, pseudo: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from .augment import augment
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .patch_plan import default_batch_size, default_patch_size, region_block
-from .pseudo_labels import confident_labels, merged_targets
+from .pseudo_labels import confident_labels, merged_targets, vetoed_by_start
 from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry
 from .sampling import PatchSampler
@@ -81,6 +81,7 @@ class _Run:
         self._weigh_region_term()
         self._prefetch: ThreadPoolExecutor | None = None
         self._next_batch: Future | None = None
+        self.start_background: np.ndarray | None = None  # set in begin()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.stop_within: float | None = None  # seconds the end pass may take after a Stop (None: all it needs)
@@ -93,6 +94,7 @@ class _Run:
         """Make the optimiser and start any prefetching (after the pixel classifier's first report:
         the optimiser's first import takes seconds, and pseudo-labels take a pass of the pixel classifier)."""
         self._new_optimizer()
+        self.start_background = self._start_background()
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
@@ -108,7 +110,20 @@ class _Run:
             self.sampler.update(strokes)
             return
         pseudo = confident_labels(probabilities, self.settings.pseudo_label_confidence)
+        if self.start_background is not None:
+            pseudo = vetoed_by_start(pseudo, self.start_background, self.settings.pseudo_label_confidence)
         self.sampler.update(strokes, merged_targets(strokes, pseudo))
+
+    def _start_background(self) -> np.ndarray | None:
+        """A trained start's background probability over the image, before any update (it vetoes the pixel
+        classifier's object pseudo-labels, see :mod:`.pseudo_labels`); None for a new network, or without
+        pseudo-labels."""
+        if not self.model.config.history or self.selection.training_probabilities() is None:
+            return None
+        probabilities = predict_normalized(
+            self.model, self.normalized, device=self.device, precision=self.settings.precision
+        )
+        return probabilities[0]
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
