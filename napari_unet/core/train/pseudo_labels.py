@@ -44,6 +44,17 @@ def merged_targets(strokes: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
     )
 
 
+def pseudo_targets(
+    strokes: np.ndarray, probabilities: np.ndarray, confidence: float, start_background: np.ndarray | None
+) -> np.ndarray:
+    """The strokes plus the classifier's ``(K, *spatial)`` confident voxels as one map (:func:`merged_targets`),
+    less the object labels a trained start vetoes (``start_background``; None for a new network)."""
+    pseudo = confident_labels(probabilities, confidence)
+    if start_background is not None:
+        pseudo = vetoed_by_start(pseudo, start_background, confidence)
+    return merged_targets(strokes, pseudo)
+
+
 def split_targets(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, *spatial)`` merged targets → (strokes, pseudo-labels), both with 0 = none and ``1..K``."""
     targets = targets.long()

@@ -67,3 +67,9 @@ def history_entry(
         "versions": software_versions(),
         **({"stopped": stopped} if stopped else {}),
     }
+
+
+def painted_counts(annotations: np.ndarray) -> dict[int, int]:
+    """Painted voxels per annotation value (training and held-out strokes together), as the record keeps them."""
+    counts = np.bincount(annotations.ravel())
+    return {value: int(count) for value, count in enumerate(counts) if value and count}

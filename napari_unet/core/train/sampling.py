@@ -36,7 +36,7 @@ class PatchSampler:
 
     def update(self, annotations: np.ndarray, targets: np.ndarray | None = None) -> None:
         """Use new strokes from now on (``annotations`` has the image's spatial shape): patches are centred
-        on them and cut from ``targets`` (default: the strokes themselves; see :func:`.pseudo_labels.targets`).
+        on them and cut from ``targets`` (default: the strokes themselves; see :func:`.pseudo_labels.pseudo_targets`).
         Safe while another thread samples: the targets and the strokes' index are swapped in as one."""
         if annotations.shape != self.image.shape[1:]:
             raise ValueError(f"annotations shape {annotations.shape} != image spatial shape {self.image.shape[1:]}")

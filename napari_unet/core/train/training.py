@@ -28,9 +28,9 @@ from .augment import augment
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .patch_plan import default_batch_size, default_patch_size, region_block
-from .pseudo_labels import confident_labels, merged_targets, vetoed_by_start
+from .pseudo_labels import pseudo_targets
 from .region_prior import brightness_separation, scaled_region_weight
-from .run_record import history_entry
+from .run_record import history_entry, painted_counts
 from .sampling import PatchSampler
 from .schedule import learning_rate_at, with_learning_rate
 from .selection import CACHE_VOXELS, Selection
@@ -76,7 +76,7 @@ class _Run:
         self.sampler = PatchSampler(
             self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
         )
-        self.painted = _painted_counts(annotations)
+        self.painted = painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self._weigh_region_term()
         self._prefetch: ThreadPoolExecutor | None = None
@@ -105,14 +105,11 @@ class _Run:
         """Train on the training strokes, plus the pixel classifier's confident voxels as pseudo-labels
         when ``pseudo_label_weight`` asks for them (see :mod:`.pseudo_labels`)."""
         strokes = self.selection.split.training
-        probabilities = self.selection.training_probabilities()
-        if probabilities is None:
-            self.sampler.update(strokes)
-            return
-        pseudo = confident_labels(probabilities, self.settings.pseudo_label_confidence)
-        if self.start_background is not None:
-            pseudo = vetoed_by_start(pseudo, self.start_background, self.settings.pseudo_label_confidence)
-        self.sampler.update(strokes, merged_targets(strokes, pseudo))
+        probabilities, targets = self.selection.training_probabilities(), None
+        if probabilities is not None:
+            confidence = self.settings.pseudo_label_confidence
+            targets = pseudo_targets(strokes, probabilities, confidence, self.start_background)
+        self.sampler.update(strokes, targets)
 
     def _start_background(self) -> np.ndarray | None:
         """A trained start's background probability over the image, before any update (it vetoes the pixel
@@ -120,10 +117,7 @@ class _Run:
         pseudo-labels."""
         if not self.model.config.history or self.selection.training_probabilities() is None:
             return None
-        probabilities = predict_normalized(
-            self.model, self.normalized, device=self.device, precision=self.settings.precision
-        )
-        return probabilities[0]
+        return predict_normalized(self.model, self.normalized, device=self.device, precision=self.settings.precision)[0]
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -334,19 +328,13 @@ class _Run:
                 self.model.grow_to(int(annotations.max()))
                 self._new_optimizer()
             self.selection.update(annotations, self.settings.seed)
-            self.painted = _painted_counts(annotations)
+            self.painted = painted_counts(annotations)
             self._update_targets()
             self._weigh_region_term()
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
             self.stop_requested, self.stop_within = True, message.within
-
-
-def _painted_counts(annotations: np.ndarray) -> dict[int, int]:
-    """Painted voxels per annotation value (training and held-out strokes together)."""
-    counts = np.bincount(annotations.ravel())
-    return {value: int(count) for value, count in enumerate(counts) if value and count}
 
 
 def train_steps(
