@@ -1,6 +1,7 @@
 """After Stop: the final model's prediction of the region on screen at once, then (for an image in
 memory) of the rest, tile by tile, in a napari thread worker; each region is written whole on the main
-thread, so what is on screen is one model's mask, not tiles of different moments."""
+thread, so what is on screen is one model's mask, not tiles of different moments. On a lazy image the
+trained box's part of the screen (where previews were) comes first, then the rest of the screen."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._inputs import Box, LayerPixels
+from ._inputs import Box, LayerPixels, split_by_box
 
 if TYPE_CHECKING:
     from .core.models.model import Model
 
 CONTEXT = 64  # voxels of image around each region, in-plane (the pixel classifier's widest filter is σ 16)
 CONTEXT_ACROSS = 8  # and across planes, for a 3D model
-PIECE_VOXELS = 1024 * 1024  # the visible region is predicted in pieces of at most this many voxels
+PIECE_VOXELS = 1024 * 1024  # the visible region is predicted in pieces of at most this many voxels (2D)...
+PIECE_VOXELS_3D = 4 * PIECE_VOXELS  # ...or these (3D: thin pieces would cost more context than inside)
 
 
 def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
@@ -42,9 +44,10 @@ def _labels(model: Model, pixels: LayerPixels, region: Box, ranges: list[list[fl
 def predict_regions(
     model: Model, pixels: LayerPixels, trained_box: Box, visible: Box, rest: list[Box], threads: int
 ) -> Generator[tuple[Box, np.ndarray] | None, None, None]:
-    """Worker thread: ``(visible, labels)`` once all its pieces are done (None after each piece: a chance
-    to quit), then ``(region, labels)`` for each of ``rest``. A plain function: napari's worker keeps a
-    reference to it, which must not reach the layers."""
+    """Worker thread: ``(region, labels)`` for the visible part of the trained box (the part previews
+    covered: written whole, once all its pieces are done; None after each piece is a chance to quit), then
+    for each piece of the visible rest (a lazy image's, never previewed), then for each of ``rest``. A
+    plain function: napari's worker keeps a reference to it, which must not reach the layers."""
     import torch
 
     from ._previews import pieces
@@ -53,13 +56,16 @@ def predict_regions(
     torch.set_num_threads(threads)  # per thread: this worker's own
     device = resolve_device("auto")
     ranges = model.intensity_ranges(pixels.read(trained_box))
-    labels = np.empty([r.stop - r.start for r in visible], np.uint8)
-    for piece in pieces(visible, PIECE_VOXELS):
-        inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, visible))
-        labels[inside] = _labels(model, pixels, piece, ranges, device)
-        yield None
-    yield visible, labels
-    for region in rest:
+    previewed, unseen = split_by_box(visible, trained_box)
+    limit = PIECE_VOXELS_3D if model.dim == 3 else PIECE_VOXELS
+    if previewed is not None:
+        labels = np.empty([r.stop - r.start for r in previewed], np.uint8)
+        for piece in pieces(previewed, limit):
+            inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, previewed))
+            labels[inside] = _labels(model, pixels, piece, ranges, device)
+            yield None
+        yield previewed, labels
+    for region in [piece for part in unseen for piece in pieces(part, limit)] + rest:
         yield region, _labels(model, pixels, region, ranges, device)
 
 

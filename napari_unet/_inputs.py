@@ -70,3 +70,18 @@ def shift(region: Box, box: Box, inward: bool) -> Box | None:
     if any(c.start >= c.stop for c in clipped):
         return None
     return tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(clipped, box))
+
+
+def split_by_box(region: Box, box: Box) -> tuple[Box | None, list[Box]]:
+    """``region`` cut into its part inside ``box`` (None when they do not meet) and the boxes covering the
+    rest of it, in absolute coordinates."""
+    inside = tuple(slice(max(r.start, b.start), min(r.stop, b.stop)) for r, b in zip(region, box))
+    if any(i.start >= i.stop for i in inside):
+        return None, [region]
+    rest, core = [], list(region)
+    for axis, (r, b) in enumerate(zip(region, inside)):
+        for part in (slice(r.start, b.start), slice(b.stop, r.stop)):
+            if part.stop > part.start:
+                rest.append((*core[:axis], part, *core[axis + 1 :]))
+        core[axis] = b
+    return inside, rest

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .core.train.messages import Message, Report
 
 STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
-FIRST_TIMED_STEP = 3  # earlier steps include the optimiser's set-up: not timed for the thread choice
+FIRST_TIMED_STEP = 3  # earlier steps include the set-up (optimiser, pseudo-labels): not timed
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
 STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
@@ -152,10 +152,9 @@ class TrainingJob:
                 self.preview_seconds = max(0.0, took - step_seconds - (self.sync_seconds if synced else 0.0))
                 region = shift(report.preview.region, self.box, inward=False)
                 report = replace(report, preview=replace(report.preview, region=region))
-            elif not synced:
+            elif not synced and report.step >= FIRST_TIMED_STEP:  # earlier ones include the set-up
                 step_seconds = took
-                if report.step >= FIRST_TIMED_STEP:
-                    self.tuner.step_took(took)
+                self.tuner.step_took(took)
             yield report
             received = self._receive(self._drain()) or None
 

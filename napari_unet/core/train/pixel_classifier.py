@@ -2,7 +2,8 @@
 
 It is the first mask the user sees (about a second on 1024² on the CPU) and a candidate the trainer
 compares with the U-Net on held-out strokes. Features (intensity, edges, texture at σ = 1..16 in 2D) come
-from ``skimage.feature.multiscale_basic_features`` on the model-normalised image, per channel. Prediction runs
+with the values of ``skimage.feature.multiscale_basic_features`` (see :mod:`.features`) on the model-normalised
+image, per channel. Prediction runs
 in chunks with a halo covering the widest filter, so chunked and whole-image results are the same.
 
 On disk only arrays: the training features and labels (``pixel_classifier.npz``, read with
@@ -13,23 +14,29 @@ from __future__ import annotations
 
 import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .features import features_per_channel, multiscale_features
+
 CLASSIFIER_FILE = "pixel_classifier.npz"
 GAUSSIAN_TRUNCATE = 4.0  # scikit-image's default: the Gaussian kernels reach 4 σ
 DERIVATIVE_REACH = 2  # voxels the Sobel and Hessian finite differences add on top of the Gaussian
+PREDICT_THREADS = 2  # threads the forest predicts many voxels with...
+SPLIT_VOXELS = 100_000  # ...from this many voxels on
 MIN_EDGE = 3  # voxels per axis the finite differences need: thinner images are padded (edge values), then cropped
 
 
 @dataclass
 class PixelClassifierConfig:
     """Features and forest settings. ``max_voxels_per_class`` caps the painted voxels fitted per class (a
-    seeded subsample), which keeps the fit fast and the file small. ``chunk`` is the edge of the blocks
-    features are computed in (memory is about ``(chunk + 2 halo)^dim × features × 4`` bytes), unless the image
-    (or each plane, plane by plane) has at most ``whole_voxels`` voxels × channels: then it is one block."""
+    seeded subsample), which keeps the fit fast and the file small. Features are computed in blocks of at
+    most ``whole_voxels`` voxels × channels, halo included (memory about ``whole_voxels × features / channel
+    × 4`` bytes, plus one scale's temporaries), whose insides are at most ``chunk`` voxels along each axis
+    (see :func:`chunk_boxes`)."""
 
     sigma_min: float = 1.0
     sigma_max: float = 16.0
@@ -42,8 +49,8 @@ class PixelClassifierConfig:
 
     @classmethod
     def for_dim(cls, dim: int) -> PixelClassifierConfig:
-        """2D: σ up to 16 in 1024² chunks; 3D: σ up to 8 in 96³ chunks (3D features are 25 per channel)."""
-        return cls() if dim == 2 else cls(sigma_max=8.0, chunk=96)
+        """2D: σ up to 16 (20 features per channel); 3D: σ up to 8 (20 features per channel)."""
+        return cls() if dim == 2 else cls(sigma_max=8.0, chunk=256)
 
     @property
     def halo(self) -> int:
@@ -51,46 +58,62 @@ class PixelClassifierConfig:
         return int(GAUSSIAN_TRUNCATE * self.sigma_max + 0.5) + DERIVATIVE_REACH
 
 
-def compute_features(normalized: np.ndarray, config: PixelClassifierConfig) -> np.ndarray:
-    """``(C, *spatial)`` normalised image → ``(*spatial, F)`` float32 features (all channels together)."""
-    from skimage.feature import multiscale_basic_features
-
+def compute_features(
+    normalized: np.ndarray,
+    config: PixelClassifierConfig,
+    inner: tuple[slice, ...] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(C, *spatial)`` normalised image → ``(*inner shape, F)`` float32 features (all channels together) of
+    the ``inner`` box (None: all), into ``out`` when given."""
     spatial = normalized.shape[1:]
-    image = np.moveaxis(np.asarray(normalized, np.float32), 0, -1)
+    image = np.asarray(normalized, np.float32)
     short = [max(0, MIN_EDGE - size) for size in spatial]
     if any(short):
-        image = np.pad(image, [(0, pad) for pad in short] + [(0, 0)], mode="edge")
-    features = multiscale_basic_features(
-        image,
-        intensity=True,
-        edges=True,
-        texture=True,
-        sigma_min=config.sigma_min,
-        sigma_max=config.sigma_max,
-        channel_axis=-1,
-    )
-    return features[tuple(slice(0, size) for size in spatial)].astype(np.float32, copy=False)
+        image = np.pad(image, [(0, 0)] + [(0, pad) for pad in short], mode="edge")
+    inner = inner or tuple(slice(0, size) for size in spatial)
+    return multiscale_features(image, config.sigma_min, config.sigma_max, inner=inner, out=out)
 
 
 def chunk_boxes(
     spatial: tuple[int, ...], dim: int, config: PixelClassifierConfig, channels: int = 1
 ) -> list[tuple[slice, ...]]:
     """Boxes covering ``spatial``: one index at a time along the axes before the last ``dim`` (a 2D
-    classifier on a stack works plane by plane), ``config.chunk`` voxels along the others (or all of them
-    when small enough: see :class:`PixelClassifierConfig`)."""
+    classifier on a stack works plane by plane); along the others, equal pieces of at most ``config.chunk``
+    voxels, split further (the longest first) until a piece with its halo holds at most ``config.whole_voxels``
+    voxels × channels. So an image just over the budget is cut in two, not into many small chunks whose
+    halos would cost more than their insides."""
     extra = len(spatial) - dim
-    small = channels * int(np.prod(spatial[extra:])) <= config.whole_voxels
-    chunk = max(spatial) if small else config.chunk
-    edges = [1] * extra + [chunk] * dim
-    ranges = [range(0, size, edge) for size, edge in zip(spatial, edges)]
+    sizes = spatial[extra:]
+    pieces = [-(-size // config.chunk) for size in sizes]
+
+    def edges() -> list[int]:
+        return [-(-size // count) for size, count in zip(sizes, pieces)]
+
+    def block_voxels() -> int:
+        reach = [
+            size if count == 1 else min(size, edge + 2 * config.halo)
+            for size, count, edge in zip(sizes, pieces, edges())
+        ]
+        return channels * int(np.prod(reach))
+
+    while block_voxels() > config.whole_voxels and max(edges()) > config.halo:
+        longest = int(np.argmax(edges()))
+        pieces[longest] += 1
+    steps = [1] * extra + edges()
+    ranges = [range(0, size, step) for size, step in zip(spatial, steps)]
     corners = itertools.product(*ranges)
-    return [tuple(slice(c, min(c + e, s)) for c, e, s in zip(corner, edges, spatial)) for corner in corners]
+    return [tuple(slice(c, min(c + e, s)) for c, e, s in zip(corner, steps, spatial)) for corner in corners]
 
 
 def _chunk_features(
-    normalized: np.ndarray, box: tuple[slice, ...], dim: int, config: PixelClassifierConfig
+    normalized: np.ndarray,
+    box: tuple[slice, ...],
+    dim: int,
+    config: PixelClassifierConfig,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(*box shape, F)`` features of one chunk, computed from the chunk plus its halo."""
+    """``(*box shape, F)`` features of one chunk, computed from the chunk plus its halo (into ``out``)."""
     spatial = normalized.shape[1:]
     extra = len(spatial) - dim
     halo = [0] * extra + [config.halo] * dim
@@ -98,8 +121,10 @@ def _chunk_features(
     inner = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
     block = normalized[(slice(None), *region)]
     planes = block.reshape(block.shape[0], *block.shape[1 + extra :])  # extra axes are one voxel here
-    features = compute_features(planes, config)
-    return features[inner[extra:]].reshape(*(b.stop - b.start for b in box), -1)
+    shape = tuple(b.stop - b.start for b in box)
+    target = None if out is None else out.reshape(*shape[extra:], out.shape[-1])
+    features = compute_features(planes, config, inner[extra:], target)
+    return features.reshape(*shape, -1)
 
 
 class PixelClassifier:
@@ -143,10 +168,20 @@ class PixelClassifier:
         return cls(features, annotations.ravel()[voxels], dim=dim, num_classes=num_classes, config=config)
 
     def probabilities_of(self, features: np.ndarray) -> np.ndarray:
-        """``(N, F)`` features → ``(K, N)`` float32 class probabilities (0 for classes never painted)."""
+        """``(N, F)`` features → ``(K, N)`` float32 class probabilities (0 for classes never painted).
+        Many voxels are split between :data:`PREDICT_THREADS` threads (the trees release the GIL); each
+        part is predicted whole, so the values do not depend on the split."""
         out = np.zeros((self.num_classes, len(features)), np.float32)
-        if len(features):
-            out[self.forest.classes_.astype(int) - 1] = self.forest.predict_proba(features).T
+        rows = self.forest.classes_.astype(int) - 1
+        threads = PREDICT_THREADS if len(features) >= SPLIT_VOXELS else 1
+        bounds = np.linspace(0, len(features), threads + 1).astype(int)
+
+        def predict(part: slice) -> None:
+            if part.stop > part.start:
+                out[rows, part] = self.forest.predict_proba(features[part]).T
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(predict, [slice(a, b) for a, b in itertools.pairwise(bounds)]))
         return out
 
     def probabilities(self, normalized: np.ndarray, region: tuple[slice, ...] | None = None) -> np.ndarray:
@@ -183,15 +218,13 @@ class PixelClassifier:
 
 
 def feature_map(normalized: np.ndarray, dim: int, config: PixelClassifierConfig) -> np.ndarray:
-    """``(*spatial, F)`` features of a whole ``(C, *spatial)`` image, chunk by chunk (the same values as
-    :func:`features_at`), for images small enough to hold them all."""
+    """``(*spatial, F)`` features of a whole ``(C, *spatial)`` image, chunk by chunk, each written in place
+    (the same values as :func:`features_at`), for images small enough to hold them all."""
     spatial = normalized.shape[1:]
-    out: np.ndarray | None = None
+    count = len(normalized) * features_per_channel(dim, config.sigma_min, config.sigma_max)
+    out = np.empty((*spatial, count), np.float32)
     for box in chunk_boxes(spatial, dim, config, len(normalized)):
-        features = _chunk_features(normalized, box, dim, config)
-        if out is None:
-            out = np.empty((*spatial, features.shape[-1]), np.float32)
-        out[box] = features
+        _chunk_features(normalized, box, dim, config, out[box])
     return out
 
 

@@ -21,8 +21,8 @@ from .holdout import StrokeSplit, held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
-CACHE_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is computed once and kept
-FEATURE_MAP_VOXELS = 4_000_000  # voxels × channels up to which all features are computed once (~0.4 GB)
+MAP_VOXELS = 1_000_000  # the pixel classifier's map of images up to this size is computed once and kept
+FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features are computed once and kept (~0.5 GB)
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win
 
@@ -45,6 +45,9 @@ class Selection:
     ) -> None:
         self.model, self.normalized, self.training_map = model, normalized, training_map
         self.config = PixelClassifierConfig.for_dim(model.dim)
+        self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
+        if normalized.size <= FEATURE_MAP_VOXELS:
+            self._features = feature_map(normalized, model.dim, self.config)
         self.update(annotations, seed)
 
     def update(self, annotations: np.ndarray, seed: int | None) -> None:
@@ -52,10 +55,8 @@ class Selection:
         model, config = self.model, self.config
         self.split: StrokeSplit = split_strokes(annotations, seed)
         voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
-        whole = feature_map(self.normalized, model.dim, config) if self.normalized.size <= FEATURE_MAP_VOXELS else None
-        if whole is not None:  # one pass of features for the fit and the map
-            whole = whole.reshape(-1, whole.shape[-1])
-            features = whole[voxels]
+        if self._features is not None:
+            features = self._features.reshape(-1, self._features.shape[-1])[voxels]
         else:
             features = features_at(self.normalized, voxels, model.dim, config)
         labels = annotations.ravel()[voxels]
@@ -70,26 +71,27 @@ class Selection:
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
         self.scores[UNET] = self.scores[BLEND] = None
         self.chosen = PIXEL_CLASSIFIER
-        self._forest_map: np.ndarray | None = None
+        self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once asked for
         self._training_map: np.ndarray | None = None
-        self._training_fit: tuple[PixelClassifier, np.ndarray] | None = None  # made into the map on demand
-        if whole is not None:
-            spatial = self.normalized.shape[1:]
-            self._forest_map = self.classifier.probabilities_of(whole).reshape(model.num_classes, *spatial)
-            if self.training_map:
-                self._training_fit = (scored, whole)
+        self._training_fit: PixelClassifier | None = None  # made into the map on demand
+        if self._features is not None and self.training_map:
+            self._training_fit = scored
 
     def training_probabilities(self) -> np.ndarray | None:
         """The training-share classifier's ``(K, *spatial)`` probabilities of the whole image (it never saw
         the held-out strokes), computed on the first call after :meth:`update`; None when not kept."""
         if self._training_fit is not None:
-            scored, whole = self._training_fit
-            self._training_fit = None
-            spatial = self.normalized.shape[1:]
-            self._training_map = (
-                self._forest_map if scored is self.classifier else scored.probabilities_of(whole)
-            ).reshape(self.model.num_classes, *spatial)
+            scored, self._training_fit = self._training_fit, None
+            if scored is self.classifier:
+                self._training_map = self.forest_probabilities(tuple(slice(0, s) for s in self.normalized.shape[1:]))
+            else:
+                self._training_map = self._map_of(scored, self._features)
         return self._training_map
+
+    def _map_of(self, classifier: PixelClassifier, features: np.ndarray) -> np.ndarray:
+        """``(K, *shape)`` probabilities from ``(*shape, F)`` features."""
+        flat = features.reshape(-1, features.shape[-1])
+        return classifier.probabilities_of(flat).reshape(self.model.num_classes, *features.shape[:-1])
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (one inference copy
@@ -119,12 +121,20 @@ class Selection:
         return self._training_map is not None or self._training_fit is not None
 
     def forest_probabilities(self, region: tuple[slice, ...]) -> np.ndarray:
-        """The all-strokes pixel classifier's ``(K, *region)`` probabilities (kept for small images)."""
-        if self.normalized[0].size > CACHE_VOXELS:
+        """The all-strokes pixel classifier's ``(K, *region)`` probabilities: from the kept map of the whole
+        image (made on the first call, for images up to :data:`MAP_VOXELS`), else from the kept features
+        of the region (a 3D box's plane costs a plane), else computed for the region."""
+        if self.normalized[0].size <= MAP_VOXELS:
+            if self._forest_map is None:
+                whole = tuple(slice(0, s) for s in self.normalized.shape[1:])
+                self._forest_map = self._forest_of(whole)
+            return self._forest_map[(slice(None), *region)]
+        return self._forest_of(region)
+
+    def _forest_of(self, region: tuple[slice, ...]) -> np.ndarray:
+        if self._features is None:
             return self.classifier.probabilities(self.normalized, region)
-        if self._forest_map is None:
-            self._forest_map = self.classifier.probabilities(self.normalized)
-        return self._forest_map[(slice(None), *region)]
+        return self._map_of(self.classifier, self._features[region])
 
     def record(self) -> dict:
         """What ``config.json`` keeps about the choice."""

@@ -33,7 +33,7 @@ from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry, painted_counts
 from .sampling import PatchSampler
 from .schedule import learning_rate_at, with_learning_rate
-from .selection import CACHE_VOXELS, Selection
+from .selection import FEATURE_MAP_VOXELS, Selection
 
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
@@ -356,7 +356,7 @@ def train_steps(
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
         whole = tuple(slice(0, s) for s in run.spatial)
-        first = run.predict_region(whole) if run.normalized[0].size <= CACHE_VOXELS else None
+        first = run.predict_region(whole) if run.normalized.size <= FEATURE_MAP_VOXELS else None
         received = yield Report(0, loss, time.perf_counter() - start, 0.0, 0.0, str(run.device), first, *run.showing)
         run.receive_all(received)
         run.begin()
