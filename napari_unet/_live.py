@@ -158,8 +158,12 @@ class LiveSession:
             self.preview_pending, self.last_preview = True, now
         self.on_report(report)
 
-    def _on_returned(self, model: Model) -> None:
+    def _on_returned(self, model: Model | None) -> None:
         self._disconnect()
+        if model is None:  # stopped while the first mask was being made
+            self.on_message("training stopped before the first mask: nothing was trained")
+            self.on_finished(None)
+            return
         visible = self._visible()
         if visible is not None:
             rest = [] if self.pixels.lazy else self.plan.rest(visible)

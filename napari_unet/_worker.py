@@ -9,6 +9,7 @@ array when Train is clicked, copies and reads them itself, and hears of later pa
 from __future__ import annotations
 
 import queue
+import threading
 import time
 from collections.abc import Generator
 from dataclasses import dataclass, replace
@@ -68,6 +69,7 @@ class TrainingJob:
         from napari.qt.threading import create_worker
 
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopping = threading.Event()  # Stop, also heard before the trainer's first report
         self._pixels, self._strokes_source = pixels, strokes
         self._options = {"dim": dim, "spacing": spacing, "init": init}
         self._model_dim = dim or (init.dim if init is not None else min(len(pixels.shape), 3))
@@ -92,9 +94,10 @@ class TrainingJob:
         enough that the worker ends within about :data:`STOP_WITHIN_S` (see ``StopTraining``)."""
         from .core.train.messages import StopTraining
 
+        self._stopping.set()
         self.send(StopTraining(within=STOP_WITHIN_S))
 
-    def _run(self) -> Generator[Report, None, Model]:
+    def _run(self) -> Generator[Report, None, Model | None]:
         """The worker thread's generator: build the model, then relay reports and queued messages."""
         try:
             return (yield from self._train())
@@ -103,13 +106,12 @@ class TrainingJob:
 
     def _read_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(C, *box)`` pixels and the strokes of the box (worker thread)."""
-        self._strokes = np.array(self._strokes_source, copy=True)  # edits queued since Train hold absolute
-        # values: set again on this copy later, they leave it as the layer is
-        if self._pixels.lazy:
-            self.box = training_box(self._strokes, self._model_dim)
-        return self._pixels.read(self.box), self._strokes[self.box]
+        if self._pixels.lazy:  # from the live array: edits queued since Train hold absolute values, set
+            self.box = training_box(self._strokes_source, self._model_dim)  # again on the copy later
+        self._strokes = np.array(self._strokes_source[self.box], copy=True)  # the box only: a big volume's
+        return self._pixels.read(self.box), self._strokes  # strokes are not copied whole
 
-    def _train(self) -> Generator[Report, None, Model]:
+    def _train(self) -> Generator[Report, None, Model | None]:
 
         from .core.api import prepare_model
         from .core.models.config import TrainConfig
@@ -129,9 +131,10 @@ class TrainingJob:
             image_name=self._image_name,
             intensity_probability=self._intensity_probability,
         )
-        return (yield from self._relay(train_steps(model, image, annotations, config)))
+        loop = train_steps(model, image, annotations, config, interrupted=self._stopping.is_set)
+        return (yield from self._relay(loop))
 
-    def _relay(self, loop: Generator[Report, Any, Model]) -> Generator[Report, None, Model]:
+    def _relay(self, loop: Generator[Report, Any, Model | None]) -> Generator[Report, None, Model | None]:
         """Pass reports on (previews moved back to image coordinates) and queued messages in, timing
         what previews and strokes updates cost the trainer."""
         from .core.train.messages import NewAnnotations
@@ -186,15 +189,18 @@ class TrainingJob:
         due = now - self._last_sync >= max(STROKE_SYNC_S, self.sync_seconds / SYNC_SHARE)
         if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due:
             self._unsent_since, self._last_sync = None, now
-            out.insert(0, NewAnnotations(self._strokes[self.box]))
+            out.insert(0, NewAnnotations(self._strokes))
         return out
 
     def _apply(self, edit: StrokeEdit) -> None:
-        """Write ``edit`` into the worker's strokes; note when it reaches the trained box."""
-        self._strokes[edit.indices] = edit.values
+        """Write ``edit`` into the worker's strokes of the trained box; count what falls outside it."""
         inside = np.all([(i >= b.start) & (i < b.stop) for i, b in zip(edit.indices, self.box)], axis=0)
         self.edits_outside += int((~inside).sum())
-        if inside.any() and self._unsent_since is None:
+        if not inside.any():
+            return
+        local = tuple(i[inside] - b.start for i, b in zip(edit.indices, self.box))
+        self._strokes[local] = np.broadcast_to(edit.values, inside.shape)[inside]
+        if self._unsent_since is None:
             self._unsent_since = time.perf_counter()
 
     @property

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from napari_unet.core.api import predict, prepare_model, train
 from napari_unet.core.errors import UserInputError
@@ -32,6 +33,28 @@ def test_generator_yields_reports_and_returns_the_model(nuclei_2d):
     assert finished.value.value is model
     assert model.config.history[-1]["steps"] == 3
     assert model.config.history[-1]["painted_voxels"].keys() == {"1", "2"}
+
+
+def test_interrupted_while_the_first_fit_is_made_returns_none_and_leaves_the_model(nuclei_2d):
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes, init=None)
+    weights = [p.detach().clone() for p in model.network.parameters()]
+    loop = train_steps(model, image, strokes, TrainConfig(steps=3, **FAST), interrupted=lambda: True)
+    with pytest.raises(StopIteration) as finished:
+        next(loop)
+    assert finished.value.value is None
+    assert model.config.history == [] and model.pixel_classifier is None
+    assert all(torch.equal(p, w) for p, w in zip(model.network.parameters(), weights))
+
+
+def test_stop_with_the_first_report_ends_without_a_step(nuclei_2d):
+    model, loop = _loop(nuclei_2d, steps=None)
+    assert next(loop).step == 0
+    with pytest.raises(StopIteration) as finished:
+        loop.send(StopTraining())
+    assert finished.value.value is model
+    assert model.config.history[-1]["steps"] == 0
+    assert model.pixel_classifier is not None  # the first mask's classifier is kept
 
 
 def test_time_budget_stops_training(nuclei_2d):

@@ -53,6 +53,7 @@ def test_asking_for_another_kind_of_network_says_it_starts_afresh(trainer, qtbot
     widget.train()
     assert "a new 2D network: the current model is 3D" in widget.message.text()
     assert widget.pretrained_combo.value == "—"
-    widget.stop()
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 1, timeout=TIMEOUT_MS)  # a Stop before the first
+    widget.stop()  # mask would train nothing (tests/gui/test_widget.py)
     qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
     assert widget.model.dim == 2

@@ -64,6 +64,16 @@ def test_stop_ends_the_worker(trainer, qtbot):
     assert widget.session is None and widget.model is not None
 
 
+def test_stop_before_the_first_mask_ends_the_run_and_trains_nothing(trainer, qtbot):
+    viewer, widget = trainer
+    session = _start(qtbot, widget)
+    with qtbot.waitSignal(session.worker.finished, timeout=STOP_TIMEOUT_MS):
+        widget.stop()  # the worker is still reading the image or computing the first features
+    assert widget.session is None and widget.model is None
+    assert "before the first mask" in widget.message.text()
+    assert "nuclei 2D prediction" not in viewer.layers
+
+
 def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
     viewer, widget = trainer
     strokes = viewer.layers["nuclei 2D strokes"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,17 @@ def compute_features(
     config: PixelClassifierConfig,
     inner: tuple[slice, ...] | None = None,
     out: np.ndarray | None = None,
+    interrupted: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """``(C, *spatial)`` normalised image → ``(*inner shape, F)`` float32 features (all channels together) of
-    the ``inner`` box (None: all), into ``out`` when given."""
+    the ``inner`` box (None: all), into ``out`` when given; ``interrupted`` as in :mod:`.features`."""
     spatial = normalized.shape[1:]
     image = np.asarray(normalized, np.float32)
     short = [max(0, MIN_EDGE - size) for size in spatial]
     if any(short):
         image = np.pad(image, [(0, 0)] + [(0, pad) for pad in short], mode="edge")
     inner = inner or tuple(slice(0, size) for size in spatial)
-    return multiscale_features(image, config.sigma_min, config.sigma_max, inner=inner, out=out)
+    return multiscale_features(image, config.sigma_min, config.sigma_max, inner=inner, out=out, interrupted=interrupted)
 
 
 def chunk_boxes(
@@ -112,6 +114,7 @@ def _chunk_features(
     dim: int,
     config: PixelClassifierConfig,
     out: np.ndarray | None = None,
+    interrupted: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """``(*box shape, F)`` features of one chunk, computed from the chunk plus its halo (into ``out``)."""
     spatial = normalized.shape[1:]
@@ -123,7 +126,7 @@ def _chunk_features(
     planes = block.reshape(block.shape[0], *block.shape[1 + extra :])  # extra axes are one voxel here
     shape = tuple(b.stop - b.start for b in box)
     target = None if out is None else out.reshape(*shape[extra:], out.shape[-1])
-    features = compute_features(planes, config, inner[extra:], target)
+    features = compute_features(planes, config, inner[extra:], target, interrupted)
     return features.reshape(*shape, -1)
 
 
@@ -217,14 +220,20 @@ class PixelClassifier:
         return cls(features, labels, dim=dim, num_classes=num_classes, config=config)
 
 
-def feature_map(normalized: np.ndarray, dim: int, config: PixelClassifierConfig) -> np.ndarray:
+def feature_map(
+    normalized: np.ndarray,
+    dim: int,
+    config: PixelClassifierConfig,
+    interrupted: Callable[[], bool] | None = None,
+) -> np.ndarray:
     """``(*spatial, F)`` features of a whole ``(C, *spatial)`` image, chunk by chunk, each written in place
-    (the same values as :func:`features_at`), for images small enough to hold them all."""
+    (the same values as :func:`features_at`), for images small enough to hold them all. ``interrupted`` as
+    in :mod:`.features`."""
     spatial = normalized.shape[1:]
     count = len(normalized) * features_per_channel(dim, config.sigma_min, config.sigma_max)
     out = np.empty((*spatial, count), np.float32)
     for box in chunk_boxes(spatial, dim, config, len(normalized)):
-        _chunk_features(normalized, box, dim, config, out[box])
+        _chunk_features(normalized, box, dim, config, out[box], interrupted)
     return out
 
 
@@ -239,8 +248,15 @@ def subsample_painted(annotations: np.ndarray, cap: int, seed: int) -> np.ndarra
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, np.intp)
 
 
-def features_at(normalized: np.ndarray, voxels: np.ndarray, dim: int, config: PixelClassifierConfig) -> np.ndarray:
-    """``(N, F)`` features of the voxels at flat indices ``voxels`` (only chunks holding one are computed)."""
+def features_at(
+    normalized: np.ndarray,
+    voxels: np.ndarray,
+    dim: int,
+    config: PixelClassifierConfig,
+    interrupted: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """``(N, F)`` features of the voxels at flat indices ``voxels`` (only chunks holding one are computed);
+    ``interrupted`` as in :mod:`.features`."""
     spatial = normalized.shape[1:]
     coords = np.unravel_index(voxels, spatial)
     out: np.ndarray | None = None
@@ -250,7 +266,7 @@ def features_at(normalized: np.ndarray, voxels: np.ndarray, dim: int, config: Pi
             inside &= (coords[axis] >= b.start) & (coords[axis] < b.stop)
         if not inside.any():
             continue
-        features = _chunk_features(normalized, box, dim, config)
+        features = _chunk_features(normalized, box, dim, config, interrupted=interrupted)
         if out is None:
             out = np.empty((len(voxels), features.shape[-1]), np.float32)
         out[inside] = features[tuple(c[inside] - b.start for c, b in zip(coords, box))]

@@ -9,6 +9,8 @@ the training share only, so its score is honest; it is scored on small windows a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scipy import ndimage as ndi
@@ -21,7 +23,7 @@ from .holdout import StrokeSplit, held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
-MAP_VOXELS = 1_000_000  # the pixel classifier's map of images up to this size is computed once and kept
+MAP_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is made once per fit and kept
 FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features are computed once and kept (~0.5 GB)
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win
@@ -33,6 +35,7 @@ class Selection:
     ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke. With
     ``training_map``, the training-share classifier's map of the whole image is available too
     (:meth:`training_probabilities`, for pseudo-labels; not for images too big for one feature map).
+    ``interrupted`` may end the first fit early (:class:`.features.Interrupted`).
     """
 
     def __init__(
@@ -42,23 +45,25 @@ class Selection:
         annotations: np.ndarray,
         seed: int | None,
         training_map: bool = False,
+        interrupted: Callable[[], bool] | None = None,
     ) -> None:
         self.model, self.normalized, self.training_map = model, normalized, training_map
         self.config = PixelClassifierConfig.for_dim(model.dim)
         self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
         if normalized.size <= FEATURE_MAP_VOXELS:
-            self._features = feature_map(normalized, model.dim, self.config)
-        self.update(annotations, seed)
+            self._features = feature_map(normalized, model.dim, self.config, interrupted)
+        self.update(annotations, seed, interrupted)
 
-    def update(self, annotations: np.ndarray, seed: int | None) -> None:
-        """New strokes: split them, fit the pixel classifier, score it; the U-Net's score is stale."""
+    def update(self, annotations: np.ndarray, seed: int | None, interrupted: Callable[[], bool] | None = None) -> None:
+        """New strokes: split them, fit the pixel classifier, score it; the U-Net's score is stale.
+        ``interrupted``: see :mod:`.features` (only for the first fit: a refit is never left half done)."""
         model, config = self.model, self.config
         self.split: StrokeSplit = split_strokes(annotations, seed)
         voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
         if self._features is not None:
             features = self._features.reshape(-1, self._features.shape[-1])[voxels]
         else:
-            features = features_at(self.normalized, voxels, model.dim, config)
+            features = features_at(self.normalized, voxels, model.dim, config, interrupted)
         labels = annotations.ravel()[voxels]
         training = self.split.training.ravel()[voxels] > 0
         held = np.isin(voxels, self.split.voxels)

@@ -10,7 +10,7 @@ import datetime
 import math
 import time
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -25,6 +25,7 @@ from ..models.model import BLEND, PIXEL_CLASSIFIER, Model
 from ..models.precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from ..validation import check_annotations
 from .augment import augment
+from .features import Interrupted
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .patch_plan import default_batch_size, default_patch_size, region_block
@@ -54,8 +55,16 @@ class _Run:
     network's own threads (measured 25-30% fewer steps/s on 2 cores), so batches are made in turn.
     """
 
-    def __init__(self, model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig) -> None:
+    def __init__(
+        self,
+        model: Model,
+        image: np.ndarray,
+        annotations: np.ndarray,
+        settings: TrainConfig,
+        interrupted: Callable[[], bool] | None = None,
+    ) -> None:
         self.model, self.settings = model, settings
+        self.network = model.network  # placed on the device, in training mode, by begin()
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
         self.starting_precision = self.precision  # differs from the final one after a fall-back to float32
@@ -71,7 +80,12 @@ class _Run:
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.region_block = region_block(model)
         self.selection = Selection(
-            model, self.normalized, annotations, settings.seed, training_map=settings.pseudo_label_weight > 0
+            model,
+            self.normalized,
+            annotations,
+            settings.seed,
+            training_map=settings.pseudo_label_weight > 0,
+            interrupted=interrupted,
         )
         self.sampler = PatchSampler(
             self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
@@ -338,13 +352,20 @@ class _Run:
 
 
 def train_steps(
-    model: Model, image: np.ndarray, annotations: np.ndarray, settings: TrainConfig
-) -> Generator[Report, Message | Sequence[Message] | None, Model]:
+    model: Model,
+    image: np.ndarray,
+    annotations: np.ndarray,
+    settings: TrainConfig,
+    interrupted: Callable[[], bool] | None = None,
+) -> Generator[Report, Message | Sequence[Message] | None, Model | None]:
     """Train ``model`` in place on painted voxels of ``image``; returns it when a stop condition hits.
 
     ``image`` is the raw ``(C, *spatial)`` image, ``annotations`` the strokes (0 = unpainted,
     1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
+    ``interrupted`` is asked while the pixel classifier's features are computed, before the first report
+    (seconds on a big 3D box, when no message can arrive): when it says so, the generator returns None at
+    once and ``model`` is unchanged. A Stop received with the first report ends the run without any step.
 
     When it stops (not when closed), the batch-norm statistics are re-estimated for the final
     weights (see :meth:`_Run.recalibrate_norm_statistics`); a time budget includes that pass.
@@ -352,14 +373,20 @@ def train_steps(
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
     settings = with_learning_rate(settings, model)
-    run = _Run(model, image, annotations, settings)  # fits the pixel classifier: within the time budget
+    try:
+        run = _Run(model, image, annotations, settings, interrupted)  # fits the pixel classifier: in the budget
+    except Interrupted:
+        return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
         whole = tuple(slice(0, s) for s in run.spatial)
-        first = run.predict_region(whole) if run.normalized.size <= FEATURE_MAP_VOXELS else None
+        stopping = interrupted is not None and interrupted()  # then the Stop comes with this report's reply
+        first = run.predict_region(whole) if run.normalized.size <= FEATURE_MAP_VOXELS and not stopping else None
         received = yield Report(0, loss, time.perf_counter() - start, 0.0, 0.0, str(run.device), first, *run.showing)
         run.receive_all(received)
-        run.begin()
+        run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up
+        if not run.stop_requested:
+            run.begin()
         setup = time.perf_counter() - start  # the U-Net's learning-rate schedule starts now
         while not run.stop_requested:
             elapsed = time.perf_counter() - start
