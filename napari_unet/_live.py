@@ -14,7 +14,7 @@ from . import _layers
 from ._final_prediction import FinalPrediction
 from ._inputs import Box, LayerPixels
 from ._previews import PreviewPlan, interval
-from ._worker import StrokeEdit, TrainingJob
+from ._worker import StrokeEdit, StrokesRefreshed, TrainingJob
 
 if TYPE_CHECKING:
     import napari
@@ -93,6 +93,7 @@ class LiveSession:
         worker.errored.connect(self._on_error)
         worker.paused.connect(self._on_paused)
         strokes.events.paint.connect(self._on_strokes_painted)
+        strokes.events.set_data.connect(self._on_strokes_refreshed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         worker.start()
 
@@ -179,6 +180,7 @@ class LiveSession:
     def _disconnect(self) -> None:
         if self.strokes_layer is not None:
             self.strokes_layer.events.paint.disconnect(self._on_strokes_painted)
+            self.strokes_layer.events.set_data.disconnect(self._on_strokes_refreshed)
         if self._prediction is not None:
             self._prediction.events.paint.disconnect(self._on_prediction_painted)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
@@ -222,6 +224,10 @@ class LiveSession:
         """Send what the brush changed (a few voxels), never the whole strokes array."""
         for indices, values in _layers.painted_pixels(event.value):
             self.job.send(StrokeEdit(indices, np.asarray(values)))
+
+    def _on_strokes_refreshed(self, event) -> None:
+        """Undo and redo redraw the layer without a paint event: the worker looks for what changed."""
+        self.job.send(StrokesRefreshed())
 
     def _on_prediction_painted(self, event) -> None:
         """A correction painted on the prediction becomes a stroke (0 = eraser is ignored); the strokes

@@ -44,6 +44,12 @@ class StrokeEdit:
     values: np.ndarray
 
 
+@dataclass
+class StrokesRefreshed:
+    """The strokes layer was redrawn from its data: napari's undo and redo change it without a paint
+    event, so the worker compares its copy of the trained box with the layer's."""
+
+
 class TrainingJob:
     """One training run in the background.
 
@@ -85,7 +91,7 @@ class TrainingJob:
         self.sync_seconds = 0.0  # what the last strokes update cost the trainer (the pixel classifier's refit)
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
-    def send(self, message: Message | StrokeEdit) -> None:
+    def send(self, message: Message | StrokeEdit | StrokesRefreshed) -> None:
         """Queue a message for the trainer; it is read after the current step (thread-safe)."""
         self._inbox.put(message)
 
@@ -179,12 +185,16 @@ class TrainingJob:
         for message in messages:
             if isinstance(message, StrokeEdit):
                 self._apply(message)
+            elif isinstance(message, StrokesRefreshed):
+                continue
             elif isinstance(message, PreviewRequest) and message.region is not None:
                 region = shift(message.region, self.box, True)
                 if region is not None:
                     out.append(PreviewRequest(region))
             else:
                 out.append(message)
+        if any(isinstance(message, StrokesRefreshed) for message in messages):
+            self._take_unpainted_changes()  # after the edits: the layer is the latest word
         now = time.perf_counter()
         due = now - self._last_sync >= max(STROKE_SYNC_S, self.sync_seconds / SYNC_SHARE)
         if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due:
@@ -202,6 +212,16 @@ class TrainingJob:
         self._strokes[local] = np.broadcast_to(edit.values, inside.shape)[inside]
         if self._unsent_since is None:
             self._unsent_since = time.perf_counter()
+
+    def _take_unpainted_changes(self) -> None:
+        """Copy what differs between the layer's strokes and the worker's, in the trained box (an undo or
+        a redo)."""
+        live = np.asarray(self._strokes_source[self.box])
+        changed = live != self._strokes
+        if changed.any():
+            self._strokes[changed] = live[changed]
+            if self._unsent_since is None:
+                self._unsent_since = time.perf_counter()
 
     @property
     def strokes_pending(self) -> bool:

@@ -87,6 +87,22 @@ def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
     assert widget.model.config.history[-1]["painted_voxels"]["3"] > 0
 
 
+def test_undo_during_training_reaches_the_trainer(trainer, qtbot):
+    viewer, widget = trainer
+    strokes = viewer.layers["nuclei 2D strokes"]
+    session = _start(qtbot, widget)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    strokes.brush_size = 5
+    strokes.paint((5, 5), 3)  # a new class...
+    qtbot.waitUntil(lambda: not session.strokes_pending, timeout=TIMEOUT_MS)
+    strokes.undo()  # ...taken back: napari redraws the layer without a paint event
+    assert not (strokes.data == 3).any()
+    qtbot.waitUntil(lambda: not session.strokes_pending, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 10, timeout=TIMEOUT_MS)
+    _stop(qtbot, widget)
+    assert widget.model.config.history[-1]["painted_voxels"].get("3", 0) == 0
+
+
 def test_corrections_on_the_prediction_become_strokes(trainer, qtbot):
     viewer, widget = trainer
     strokes = viewer.layers["nuclei 2D strokes"]
