@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .core.train.messages import Message, Report
 
 STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
-FIRST_TIMED_STEP = 3  # earlier steps include the set-up (optimiser, pseudo-labels): not timed
+FIRST_TIMED_STEP = 3  # earlier reports include the set-up (optimiser, pseudo-labels): not timed
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
 STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
@@ -141,12 +141,11 @@ class TrainingJob:
         return (yield from self._relay(loop))
 
     def _relay(self, loop: Generator[Report, Any, Model | None]) -> Generator[Report, None, Model | None]:
-        """Pass reports on (previews moved back to image coordinates) and queued messages in, timing
-        what previews and strokes updates cost the trainer."""
+        """Pass reports on (previews moved back to image coordinates) and queued messages in; keep what
+        previews and strokes updates cost the trainer (the reports say) and time steps for the threads."""
         from .core.train.messages import NewAnnotations
 
         received: list[Any] | None = None
-        step_seconds = 0.0
         while True:
             started = time.perf_counter()
             try:
@@ -156,13 +155,12 @@ class TrainingJob:
             took = time.perf_counter() - started
             synced = any(isinstance(message, NewAnnotations) for message in received or ())
             if synced:
-                self.sync_seconds = max(0.0, took - step_seconds)
+                self.sync_seconds = report.refit_seconds
             if report.preview is not None:
-                self.preview_seconds = max(0.0, took - step_seconds - (self.sync_seconds if synced else 0.0))
+                self.preview_seconds = report.preview_seconds
                 region = shift(report.preview.region, self.box, inward=False)
                 report = replace(report, preview=replace(report.preview, region=region))
-            elif not synced and report.step >= FIRST_TIMED_STEP:  # earlier ones include the set-up
-                step_seconds = took
+            elif not synced and report.step >= FIRST_TIMED_STEP:
                 self.tuner.step_took(took)
             yield report
             received = self._receive(self._drain()) or None

@@ -85,3 +85,27 @@ def test_a_damaged_file_is_refused(tmp_path):
     np.savez(tmp_path / CLASSIFIER_FILE, features=np.zeros((3, 2), np.float32), labels=np.zeros(2, np.uint8))
     with pytest.raises(ValueError, match="fitted classifier"):
         PixelClassifier.load(tmp_path, dim=2, num_classes=2, config=PixelClassifierConfig())
+
+
+def test_blocks_are_split_only_as_far_as_the_budget_needs():
+    from napari_unet.core.train.pixel_classifier import chunk_boxes
+
+    config_3d = PixelClassifierConfig.for_dim(3)
+    assert chunk_boxes((63, 250, 250), 3, config_3d) == [(slice(0, 63), slice(0, 250), slice(0, 250))]
+    halves = chunk_boxes((63, 256, 256), 3, config_3d)  # just over the budget: two blocks, not nine
+    assert len(halves) == 2
+    assert chunk_boxes((1100, 1100), 2, PixelClassifierConfig()) == [(slice(0, 1100), slice(0, 1100))]
+    stack = chunk_boxes((4, 300, 300), 2, PixelClassifierConfig())  # a 2D classifier: plane by plane
+    assert [box[0] for box in stack] == [slice(i, i + 1) for i in range(4)]
+
+
+def test_prediction_stops_when_interrupted(nuclei_2d):
+    from napari_unet.core.train.features import Interrupted
+
+    image = _normalized(nuclei_2d.image)
+    classifier = PixelClassifier.fit(image, nuclei_2d.strokes, dim=2, num_classes=2)
+    with pytest.raises(Interrupted):
+        classifier.probabilities(image, interrupted=lambda: True)
+    features = np.zeros((10, classifier.features.shape[1]), np.float32)
+    with pytest.raises(Interrupted):
+        classifier.probabilities_of(features, interrupted=lambda: True)

@@ -58,7 +58,7 @@ def multiscale_features(
         for channel, plane in enumerate(np.asarray(image, np.float32)):
             plane = np.ascontiguousarray(plane)
             for index, sigma in enumerate(sigmas):
-                _check(interrupted)
+                check(interrupted)
                 first = (channel * len(sigmas) + index) * per_scale
                 smooth = filters.gaussian(plane, sigma=sigma, preserve_range=False)
                 out[..., first] = smooth[inner]
@@ -71,7 +71,8 @@ class Interrupted(Exception):
     """Feature computation was asked to stop."""
 
 
-def _check(interrupted: Callable[[], bool] | None) -> None:
+def check(interrupted: Callable[[], bool] | None) -> None:
+    """Raise :class:`Interrupted` when ``interrupted`` says so."""
     if interrupted is not None and interrupted():
         raise Interrupted
 
@@ -95,7 +96,7 @@ def _hessian_eigenvalues(
     step = max(1, SLAB_VOXELS // max(1, int(np.prod(out.shape[1:-1]))))
 
     def slab(start: int) -> None:
-        _check(interrupted)
+        check(interrupted)
         rows = slice(start, start + step)
         out[rows] = np.moveaxis(eigenvalues([e[rows] for e in elements]), 0, -1)
 

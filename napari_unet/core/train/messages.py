@@ -22,7 +22,9 @@ class Preview:
 class Report:
     """What the trainer tells after each step (step 0: the pixel classifier is ready, before any U-Net
     step). ``showing``: the candidate previews come from (see :mod:`.selection`); ``held_out_score``:
-    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out)."""
+    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out).
+    ``refit_seconds``: what the strokes received since the last report cost (the pixel classifier's refit);
+    ``preview_seconds``: what ``preview`` cost."""
 
     step: int
     loss: float
@@ -33,6 +35,8 @@ class Report:
     preview: Preview | None = None
     showing: str = UNET
     held_out_score: float | None = None
+    refit_seconds: float = 0.0
+    preview_seconds: float = 0.0
 
 
 @dataclass

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import features_per_channel, multiscale_features
+from .features import check, features_per_channel, multiscale_features
 
 CLASSIFIER_FILE = "pixel_classifier.npz"
 GAUSSIAN_TRUNCATE = 4.0  # scikit-image's default: the Gaussian kernels reach 4 σ
 DERIVATIVE_REACH = 2  # voxels the Sobel and Hessian finite differences add on top of the Gaussian
-PREDICT_THREADS = 2  # threads the forest predicts many voxels with...
-SPLIT_VOXELS = 100_000  # ...from this many voxels on
+PREDICT_THREADS = 2  # threads the forest predicts with...
+PREDICT_BLOCK = 262_144  # ...on blocks of this many voxels (a Stop is heard between blocks)...
+SPLIT_VOXELS = 65_536  # ...split between the threads from this many voxels on
 MIN_EDGE = 3  # voxels per axis the finite differences need: thinner images are padded (edge values), then cropped
 
 
@@ -81,13 +82,14 @@ def chunk_boxes(
     spatial: tuple[int, ...], dim: int, config: PixelClassifierConfig, channels: int = 1
 ) -> list[tuple[slice, ...]]:
     """Boxes covering ``spatial``: one index at a time along the axes before the last ``dim`` (a 2D
-    classifier on a stack works plane by plane); along the others, equal pieces of at most ``config.chunk``
-    voxels, split further (the longest first) until a piece with its halo holds at most ``config.whole_voxels``
-    voxels × channels. So an image just over the budget is cut in two, not into many small chunks whose
-    halos would cost more than their insides."""
+    classifier on a stack works plane by plane); along the others, the whole extent when it holds at most
+    ``config.whole_voxels`` voxels × channels, else equal pieces of at most ``config.chunk`` voxels, split
+    further (the longest first) until a piece with its halo fits that budget. So an image just over the
+    budget is cut in two, not into many small chunks whose halos would cost more than their insides."""
     extra = len(spatial) - dim
     sizes = spatial[extra:]
-    pieces = [-(-size // config.chunk) for size in sizes]
+    small = channels * int(np.prod(sizes)) <= config.whole_voxels
+    pieces = [1 if small else -(-size // config.chunk) for size in sizes]
 
     def edges() -> list[int]:
         return [-(-size // count) for size, count in zip(sizes, pieces)]
@@ -170,26 +172,36 @@ class PixelClassifier:
         features = features_at(normalized, voxels, dim, config)
         return cls(features, annotations.ravel()[voxels], dim=dim, num_classes=num_classes, config=config)
 
-    def probabilities_of(self, features: np.ndarray) -> np.ndarray:
+    def probabilities_of(self, features: np.ndarray, interrupted: Callable[[], bool] | None = None) -> np.ndarray:
         """``(N, F)`` features → ``(K, N)`` float32 class probabilities (0 for classes never painted).
-        Many voxels are split between :data:`PREDICT_THREADS` threads (the trees release the GIL); each
-        part is predicted whole, so the values do not depend on the split."""
+        Voxels go in blocks of :data:`PREDICT_BLOCK` (``interrupted`` is asked between them, as in
+        :mod:`.features`), each split between :data:`PREDICT_THREADS` threads (the trees release the GIL);
+        every part is predicted whole, so the values do not depend on the split."""
         out = np.zeros((self.num_classes, len(features)), np.float32)
         rows = self.forest.classes_.astype(int) - 1
-        threads = PREDICT_THREADS if len(features) >= SPLIT_VOXELS else 1
-        bounds = np.linspace(0, len(features), threads + 1).astype(int)
 
         def predict(part: slice) -> None:
-            if part.stop > part.start:
-                out[rows, part] = self.forest.predict_proba(features[part]).T
+            out[rows, part] = self.forest.predict_proba(features[part]).T
 
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(predict, [slice(a, b) for a, b in itertools.pairwise(bounds)]))
+        with ThreadPoolExecutor(PREDICT_THREADS) as pool:
+            for start in range(0, len(features), PREDICT_BLOCK):
+                check(interrupted)
+                stop = min(len(features), start + PREDICT_BLOCK)
+                threads = PREDICT_THREADS if stop - start >= SPLIT_VOXELS else 1
+                bounds = np.linspace(start, stop, threads + 1).astype(int)
+                parts = [slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+                list(pool.map(predict, parts))
         return out
 
-    def probabilities(self, normalized: np.ndarray, region: tuple[slice, ...] | None = None) -> np.ndarray:
+    def probabilities(
+        self,
+        normalized: np.ndarray,
+        region: tuple[slice, ...] | None = None,
+        interrupted: Callable[[], bool] | None = None,
+    ) -> np.ndarray:
         """``(K, *region shape)`` probabilities of ``region`` (None: all) of a ``(C, *spatial)`` image,
-        chunk by chunk with a halo of real context (so any region or chunking gives the same values)."""
+        chunk by chunk with a halo of real context (so any region or chunking gives the same values);
+        ``interrupted`` as in :mod:`.features`."""
         spatial = normalized.shape[1:]
         region = region or tuple(slice(0, s) for s in spatial)
         region = tuple(slice(*r.indices(s)[:2]) for r, s in zip(region, spatial))
@@ -197,10 +209,10 @@ class PixelClassifier:
         out = np.empty((self.num_classes, *shape), np.float32)
         for local in chunk_boxes(shape, self.dim, self.config, len(normalized)):
             box = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, local))
-            features = _chunk_features(normalized, box, self.dim, self.config)
-            chunk_shape = features.shape[:-1]
-            out[(slice(None), *local)] = self.probabilities_of(features.reshape(-1, features.shape[-1])).reshape(
-                self.num_classes, *chunk_shape
+            features = _chunk_features(normalized, box, self.dim, self.config, interrupted=interrupted)
+            flat = features.reshape(-1, features.shape[-1])
+            out[(slice(None), *local)] = self.probabilities_of(flat, interrupted).reshape(
+                self.num_classes, *features.shape[:-1]
             )
         return out
 

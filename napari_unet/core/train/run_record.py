@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..models.config import TrainConfig
+from ..models.config import TrainConfig, to_dict
 from ..models.precision import precision_name
 
 if TYPE_CHECKING:
+    from ..models.model import Model
     from .training import _Run
 
 
@@ -73,3 +74,11 @@ def painted_counts(annotations: np.ndarray) -> dict[int, int]:
     """Painted voxels per annotation value (training and held-out strokes together), as the record keeps them."""
     counts = np.bincount(annotations.ravel())
     return {value: int(count) for value, count in enumerate(counts) if value and count}
+
+
+def keep_run(model: Model, run: _Run, entry: dict[str, Any]) -> None:
+    """Keep in ``model`` what ``run`` chose (the pixel classifier, its settings, the choice) and ``entry``."""
+    model.pixel_classifier = run.selection.classifier
+    model.config.pixel_classifier = to_dict(run.selection.config)
+    model.config.selection = run.selection.record()
+    model.config.history.append(entry)

@@ -15,15 +15,15 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from ..infer.inference import predict_normalized
+from ..infer.inference import labels_from_probabilities, predict_normalized
 from ..infer.predictor import tile_predictor
 from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from ..models.precision import resolve_precision
+from .features import Interrupted
 from .holdout import StrokeSplit, held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
-MAP_VOXELS = 16_000_000  # the pixel classifier's map of images up to this size is made once per fit and kept
 FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features are computed once and kept (~0.5 GB)
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win
@@ -93,10 +93,12 @@ class Selection:
                 self._training_map = self._map_of(scored, self._features)
         return self._training_map
 
-    def _map_of(self, classifier: PixelClassifier, features: np.ndarray) -> np.ndarray:
+    def _map_of(
+        self, classifier: PixelClassifier, features: np.ndarray, interrupted: Callable[[], bool] | None = None
+    ) -> np.ndarray:
         """``(K, *shape)`` probabilities from ``(*shape, F)`` features."""
         flat = features.reshape(-1, features.shape[-1])
-        return classifier.probabilities_of(flat).reshape(self.model.num_classes, *features.shape[:-1])
+        return classifier.probabilities_of(flat, interrupted).reshape(self.model.num_classes, *features.shape[:-1])
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (one inference copy
@@ -125,21 +127,34 @@ class Selection:
         """Whether the U-Net trains on the pixel classifier's pseudo-labels too (see :mod:`.pseudo_labels`)."""
         return self._training_map is not None or self._training_fit is not None
 
-    def forest_probabilities(self, region: tuple[slice, ...]) -> np.ndarray:
-        """The all-strokes pixel classifier's ``(K, *region)`` probabilities: from the kept map of the whole
-        image (made on the first call, for images up to :data:`MAP_VOXELS`), else from the kept features
-        of the region (a 3D box's plane costs a plane), else computed for the region."""
-        if self.normalized[0].size <= MAP_VOXELS:
-            if self._forest_map is None:
-                whole = tuple(slice(0, s) for s in self.normalized.shape[1:])
-                self._forest_map = self._forest_of(whole)
-            return self._forest_map[(slice(None), *region)]
-        return self._forest_of(region)
-
-    def _forest_of(self, region: tuple[slice, ...]) -> np.ndarray:
+    def forest_probabilities(
+        self, region: tuple[slice, ...], interrupted: Callable[[], bool] | None = None
+    ) -> np.ndarray:
+        """The all-strokes pixel classifier's ``(K, *region)`` probabilities: with kept features, from its map
+        of the whole image (made on the first call after a fit, then kept: previews cost nothing), else
+        computed for the region. ``interrupted`` as in :mod:`.features` (the map is then not kept)."""
         if self._features is None:
-            return self.classifier.probabilities(self.normalized, region)
-        return self._map_of(self.classifier, self._features[region])
+            return self.classifier.probabilities(self.normalized, region, interrupted)
+        if self._forest_map is None:
+            self._forest_map = self._map_of(self.classifier, self._features, interrupted)
+        return self._forest_map[(slice(None), *region)]
+
+    def labels_of(
+        self, region: tuple[slice, ...], device, precision: str, interrupted: Callable[[], bool] | None = None
+    ) -> np.ndarray | None:
+        """The chosen candidate's labels of ``region`` (annotation values); None when ``interrupted`` (see
+        :mod:`.features`) while the pixel classifier's part was computed."""
+        try:
+            forest = self.forest_probabilities(region, interrupted) if self.chosen != UNET else None
+        except Interrupted:
+            return None
+        if self.chosen == PIXEL_CLASSIFIER:
+            return labels_from_probabilities(forest)
+        crop = self.normalized[(slice(None), *region)]
+        probabilities = predict_normalized(self.model, crop, device=device, precision=precision)
+        if self.chosen == BLEND:
+            probabilities = self.model.combine(forest, probabilities)
+        return labels_from_probabilities(probabilities)
 
     def record(self) -> dict:
         """What ``config.json`` keeps about the choice."""

@@ -11,27 +11,26 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
 from torch.optim.swa_utils import update_bn
 
 from ..errors import UserInputError
-from ..infer.inference import labels_from_probabilities, predict_normalized
-from ..models.config import TrainConfig, to_dict
+from ..infer.inference import predict_normalized
+from ..models.config import TrainConfig
 from ..models.devices import resolve_device
-from ..models.model import BLEND, PIXEL_CLASSIFIER, Model
+from ..models.model import Model
 from ..models.precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
 from ..validation import check_annotations
-from .augment import augment
+from .batches import BatchSource
 from .features import Interrupted
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .patch_plan import default_batch_size, default_patch_size, region_block
 from .pseudo_labels import pseudo_targets
 from .region_prior import brightness_separation, scaled_region_weight
-from .run_record import history_entry, painted_counts
+from .run_record import history_entry, keep_run, painted_counts
 from .sampling import PatchSampler
 from .schedule import learning_rate_at, with_learning_rate
 from .selection import FEATURE_MAP_VOXELS, Selection
@@ -47,13 +46,8 @@ MIN_SCORED_UPDATES = 100  # a U-Net with fewer updates is not scored (nor shown)
 
 
 class _Run:
-    """The state of one training run: network, optimiser, sampler and pending requests.
-
-    With ``settings.prefetch`` (default: on GPUs), the next batch is sampled and augmented in a
-    background thread while the network trains on the current one, so strokes sent in reach the
-    batch after next; :meth:`close` ends that thread. On CPU cores the thread only competes with the
-    network's own threads (measured 25-30% fewer steps/s on 2 cores), so batches are made in turn.
-    """
+    """The state of one training run: network, optimiser, sampler, batches (:mod:`.batches`; :meth:`close`
+    ends their prefetch thread, if any) and pending requests."""
 
     def __init__(
         self,
@@ -65,17 +59,17 @@ class _Run:
     ) -> None:
         self.model, self.settings = model, settings
         self.network = model.network  # placed on the device, in training mode, by begin()
+        self.interrupted = interrupted
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
         self.starting_precision = self.precision  # differs from the final one after a fall-back to float32
         use_fixed_shape_tuning(self.device)
         rng = np.random.default_rng(settings.seed)
-        self.generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        generator = torch.Generator().manual_seed(int(rng.integers(2**31)))
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         self.normalized = model.normalize(image)
         self.spatial = self.normalized.shape[1:]
-        self.extra_axes = len(self.spatial) - model.dim
         self.patch = tuple(settings.patch_size or default_patch_size(model, self.spatial))
         self.batch_size = settings.batch_size or default_batch_size(model)
         self.region_block = region_block(model)
@@ -90,14 +84,14 @@ class _Run:
         self.sampler = PatchSampler(
             self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
         )
+        self.batches = BatchSource(self.sampler, settings, self.device, generator, len(self.spatial) - model.dim)
         self.painted = painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self._weigh_region_term()
-        self._prefetch: ThreadPoolExecutor | None = None
-        self._next_batch: Future | None = None
         self.start_background: np.ndarray | None = None  # set in begin()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
+        self.refit_seconds = self.preview_seconds = 0.0  # what strokes and previews cost since the last report
         self.stop_within: float | None = None  # seconds the end pass may take after a Stop (None: all it needs)
         self.bad_steps = 0  # non-finite losses in a row
         self.updates = 0  # optimiser steps taken
@@ -112,8 +106,7 @@ class _Run:
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
-            self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="napari-unet-batches")
-            self._next_batch = self._prefetch.submit(self._cpu_batch)
+            self.batches.start_prefetch(self.batch_size)
 
     def _update_targets(self) -> None:
         """Train on the training strokes, plus the pixel classifier's confident voxels as pseudo-labels
@@ -148,36 +141,11 @@ class _Run:
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision == torch.float16 else None
 
-    def _cpu_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augmented ``(B, C, *patch)`` images and ``(B, *patch)`` strokes in host memory (prefetch thread)."""
-        images, targets = self.sampler.sample(self.batch_size)  # safe beside update(): see PatchSampler
-        images_t, targets_t = torch.from_numpy(images), torch.from_numpy(targets)
-        if self.extra_axes:  # a 2D model trained on planes of a stack: patches are (1, P, P)
-            images_t = images_t.reshape(images_t.shape[:2] + images_t.shape[2 + self.extra_axes :])
-            targets_t = targets_t.reshape(targets_t.shape[:1] + targets_t.shape[1 + self.extra_axes :])
-        settings = self.settings
-        if settings.augment:
-            chances = settings.elastic_probability, settings.intensity_probability
-            images_t, targets_t = augment(images_t, targets_t, self.generator, *chances)
-        if self.device.type == "cuda":
-            images_t, targets_t = images_t.pin_memory(), targets_t.pin_memory()
-        return images_t, targets_t
-
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next batch on the device; a prefetched one is cut to the batch size (which may have just
-        halved) and the one after it starts preparing at once."""
-        if self._prefetch is None:
-            images, targets = self._cpu_batch()
-        else:
-            images, targets = self._next_batch.result()
-            self._next_batch = self._prefetch.submit(self._cpu_batch)
-        images, targets = images[: self.batch_size], targets[: self.batch_size]
-        return images.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+        return self.batches.next(self.batch_size)
 
     def close(self) -> None:
-        """Stop the prefetch thread, if any (after the batch it may be preparing)."""
-        if self._prefetch is not None:
-            self._prefetch.shutdown(wait=True, cancel_futures=True)
+        self.batches.close()
 
     def step(self, learning_rate: float) -> float:
         """One optimiser step; returns the loss (NaN for a skipped step). Out of device memory, the
@@ -291,28 +259,30 @@ class _Run:
         for buffer, saved in zip(self.network.buffers(), buffers):
             buffer.copy_(saved)
 
+    def report(self, step: int, loss: float, elapsed: float, learning_rate: float, preview: Preview | None) -> Report:
+        """The report after ``step``, with what the last strokes and ``preview`` cost."""
+        rate = step / max(elapsed, 1e-9)
+        showing, score = self.showing
+        costs = {"refit_seconds": self.refit_seconds, "preview_seconds": self.preview_seconds}
+        self.refit_seconds = self.preview_seconds = 0.0
+        return Report(step, loss, elapsed, rate, learning_rate, str(self.device), preview, showing, score, **costs)
+
     def preview(self) -> Preview | None:
         """The requested region's prediction by the best candidate so far, if one was asked for since
         the last report."""
         if not self.preview_wanted:
             return None
         self.preview_wanted = False
-        return self.predict_region(self.preview_region or tuple(slice(0, s) for s in self.spatial))
+        started = time.perf_counter()
+        preview = self.predict_region(self.preview_region or tuple(slice(0, s) for s in self.spatial))
+        self.preview_seconds = time.perf_counter() - started
+        return preview
 
-    def predict_region(self, region: tuple[slice, ...]) -> Preview:
-        """The currently chosen candidate's labels of ``region`` of the training image."""
-        chosen = self.selection.chosen
-        if chosen == PIXEL_CLASSIFIER:
-            return Preview(region, labels_from_probabilities(self.selection.forest_probabilities(region)))
-        probabilities = predict_normalized(
-            self.model,
-            self.normalized[(slice(None), *region)],
-            device=self.device,
-            precision=precision_name(self.precision),
-        )
-        if chosen == BLEND:
-            probabilities = self.model.combine(self.selection.forest_probabilities(region), probabilities)
-        return Preview(region, labels_from_probabilities(probabilities))
+    def predict_region(self, region: tuple[slice, ...]) -> Preview | None:
+        """The chosen candidate's labels of ``region``; None when a Stop interrupted them (it comes with the
+        reply to this report)."""
+        labels = self.selection.labels_of(region, self.device, precision_name(self.precision), self.interrupted)
+        return None if labels is None else Preview(region, labels)
 
     def score(self, elapsed: float, final: bool = False) -> None:
         """Score the U-Net on the held-out strokes when due (every :data:`SCORE_INTERVAL_S`, within
@@ -337,6 +307,7 @@ class _Run:
 
     def receive(self, message: Message | None) -> None:
         if isinstance(message, NewAnnotations):
+            started = time.perf_counter()
             annotations = check_annotations(np.array(message.annotations, copy=True), self.spatial)
             if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
                 self.model.grow_to(int(annotations.max()))
@@ -345,6 +316,7 @@ class _Run:
             self.painted = painted_counts(annotations)
             self._update_targets()
             self._weigh_region_term()
+            self.refit_seconds += time.perf_counter() - started
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
         elif isinstance(message, StopTraining):
@@ -363,12 +335,10 @@ def train_steps(
     ``image`` is the raw ``(C, *spatial)`` image, ``annotations`` the strokes (0 = unpainted,
     1 = background, 2..K). With neither ``steps`` nor ``time_budget`` it runs until sent
     :class:`StopTraining` (or closed). ``send()`` takes one message or a list of them.
-    ``interrupted`` is asked while the pixel classifier's features are computed, before the first report
-    (seconds on a big 3D box, when no message can arrive): when it says so, the generator returns None at
-    once and ``model`` is unchanged. A Stop received with the first report ends the run without any step.
-
-    When it stops (not when closed), the batch-norm statistics are re-estimated for the final
-    weights (see :meth:`_Run.recalibrate_norm_statistics`); a time budget includes that pass.
+    ``interrupted`` is asked while the first report is made (seconds on a big 3D box, when no message can
+    arrive): if it says so before the pixel classifier is fitted, the generator returns None and ``model``
+    is unchanged; later, the run ends without a step. When it stops (not when closed), the batch-norm
+    statistics are re-estimated for the final weights; a time budget includes that pass.
     """
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
@@ -379,11 +349,8 @@ def train_steps(
         return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
-        whole = tuple(slice(0, s) for s in run.spatial)
-        stopping = interrupted is not None and interrupted()  # then the Stop comes with this report's reply
-        first = run.predict_region(whole) if run.normalized.size <= FEATURE_MAP_VOXELS and not stopping else None
-        received = yield Report(0, loss, time.perf_counter() - start, 0.0, 0.0, str(run.device), first, *run.showing)
-        run.receive_all(received)
+        run.preview_wanted = run.normalized.size <= FEATURE_MAP_VOXELS  # the first mask: the whole image's
+        run.receive_all((yield run.report(0, loss, time.perf_counter() - start, 0.0, run.preview())))
         run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up
         if not run.stop_requested:
             run.begin()
@@ -401,10 +368,8 @@ def train_steps(
             stepping += time.perf_counter() - stepped_at
             step += 1
             run.score(time.perf_counter() - start)
-            elapsed = time.perf_counter() - start
-            rate = step / max(elapsed, 1e-9)
-            report = Report(step, loss, elapsed, rate, learning_rate, str(run.device), run.preview(), *run.showing)
-            run.receive_all((yield report))
+            preview = run.preview()
+            run.receive_all((yield run.report(step, loss, time.perf_counter() - start, learning_rate, preview)))
             if run.bad_steps >= MAX_NON_FINITE_STEPS:
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
@@ -413,10 +378,7 @@ def train_steps(
     finally:
         run.close()
     run.network.eval()
-    model.pixel_classifier = run.selection.classifier
-    model.config.pixel_classifier = to_dict(run.selection.config)
-    model.config.selection = run.selection.record()
-    model.config.history.append(
-        history_entry(run, image, settings, started_at, step, loss, time.perf_counter() - start, stopped)
+    keep_run(
+        model, run, history_entry(run, image, settings, started_at, step, loss, time.perf_counter() - start, stopped)
     )
     return model
