@@ -46,20 +46,26 @@ def _targets(truth: np.ndarray, near: tuple[slice, ...], rng: np.random.Generato
 def real_case(rng: np.random.Generator) -> Case:
     """A dev image of the 2018 Data Science Bowl with simulated strokes, scored against its labels and
     against the scikit-image random forest on the same strokes."""
-    from baselines import random_forest_segmentation
     from real_images import load_image, simulate_strokes
-
-    from napari_unet.core.instances.metrics import foreground_iou
 
     real = load_image("dev", REAL_ID, "fluo")
     strokes = simulate_strokes(real.labels, seed=0)
-    forest = random_forest_segmentation(real.image, strokes)
     whole = tuple(slice(0, s) for s in real.labels.shape)
     description = f"dsb2018 dev {REAL_ID} (fluo, {real.image.shape[0]}x{real.image.shape[1]})"
     targets = _targets(real.labels, whole, rng)
     case = Case("real", description, real.image, strokes, real.labels, (1.0, 1.0), targets)
-    case.forest_iou = float(foreground_iou(forest == 2, real.labels > 0))
+    case.forest_iou = forest_iou(case, strokes)
     return case
+
+
+def forest_iou(case: Case, strokes: np.ndarray) -> float:
+    """Foreground IoU of scikit-image's random forest trained on ``strokes`` of the case's image."""
+    from baselines import random_forest_segmentation
+
+    from napari_unet.core.instances.metrics import foreground_iou
+
+    forest = random_forest_segmentation(case.image, strokes)
+    return float(foreground_iou(forest == 2, case.truth > 0))
 
 
 def large2d_case(rng: np.random.Generator) -> Case:

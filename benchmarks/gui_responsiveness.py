@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gui_cases import CASES, Case, make_case
+from gui_cases import CASES, Case, forest_iou, make_case
 
 PAINT_EVERY_S = 0.2
 TICK_MS = 10
@@ -253,6 +253,8 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         memory.stop()
         history = widget.model.config.history[-1]
         report = {"case": name, "image": case.description, "forest_iou": _round(case.forest_iou, 3)}
+        if case.truth is not None:  # the forest on the strokes as painted by the end (the simulated ones + dabs)
+            report["forest_iou_on_final_strokes"] = round(forest_iou(case, np.array(strokes.data)), 3)
         report |= (
             result
             | probe.summary()
