@@ -148,3 +148,19 @@ def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_
     accuracy = model.config.selection["held_out_accuracy"]
     assert all(0 <= accuracy[name] <= 1 for name in (PIXEL_CLASSIFIER, UNET, BLEND))
     assert model.chosen == best_candidate(accuracy, guided=model.config.selection["pseudo_labels"])
+
+
+def test_an_interrupted_pseudo_label_map_is_made_again_on_the_next_call(nuclei_2d):
+    from napari_unet.core.train.features import Interrupted
+    from napari_unet.core.train.selection import Selection
+
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
+    normalized = model.normalize(image)
+    selection = Selection(model, normalized, strokes, seed=0, training_map=True)
+    with pytest.raises(Interrupted):
+        selection.training_probabilities(interrupted=lambda: True)
+    again = selection.training_probabilities()
+    expected = Selection(model, normalized, strokes, seed=0, training_map=True).training_probabilities()
+    assert again is not None and again.shape == (2, *nuclei_2d.image.shape)
+    np.testing.assert_array_equal(again, expected)

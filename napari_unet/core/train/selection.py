@@ -19,7 +19,7 @@ from ..infer.inference import labels_from_probabilities, predict_normalized
 from ..infer.predictor import tile_predictor
 from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from ..models.precision import resolve_precision
-from .features import Interrupted
+from .features import Interrupted, check
 from .holdout import StrokeSplit, held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
@@ -68,8 +68,11 @@ class Selection:
         training = self.split.training.ravel()[voxels] > 0
         held = np.isin(voxels, self.split.voxels)
         options = {"dim": model.dim, "num_classes": model.num_classes, "config": config}
+        check(interrupted)
         self.classifier = PixelClassifier(features[labels > 0], labels[labels > 0], **options)
+        check(interrupted)
         scored = PixelClassifier(features[training], labels[training], **options) if held.any() else self.classifier
+        check(interrupted)
         self.forest_held = scored.probabilities_of(features[held])
         self.held_labels = labels[held]
         self.windows = held_out_windows(self.split.voxels, self.normalized.shape[1:], model.dim)
@@ -82,15 +85,18 @@ class Selection:
         if self._features is not None and self.training_map:
             self._training_fit = scored
 
-    def training_probabilities(self) -> np.ndarray | None:
+    def training_probabilities(self, interrupted: Callable[[], bool] | None = None) -> np.ndarray | None:
         """The training-share classifier's ``(K, *spatial)`` probabilities of the whole image (it never saw
-        the held-out strokes), computed on the first call after :meth:`update`; None when not kept."""
-        if self._training_fit is not None:
-            scored, self._training_fit = self._training_fit, None
+        the held-out strokes), computed on the first call after :meth:`update`; None when not kept.
+        ``interrupted`` as in :mod:`.features` (a later call computes the map again)."""
+        scored = self._training_fit
+        if scored is not None:
             if scored is self.classifier:
-                self._training_map = self.forest_probabilities(tuple(slice(0, s) for s in self.normalized.shape[1:]))
+                whole = tuple(slice(0, s) for s in self.normalized.shape[1:])
+                self._training_map = self.forest_probabilities(whole, interrupted)
             else:
-                self._training_map = self._map_of(scored, self._features)
+                self._training_map = self._map_of(scored, self._features, interrupted)
+            self._training_fit = None
         return self._training_map
 
     def _map_of(

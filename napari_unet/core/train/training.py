@@ -99,8 +99,13 @@ class _Run:
         self.recalibration_batches = NORM_RECALIBRATION_BATCHES if batch_norms else 0
 
     def begin(self) -> None:
-        """Make the optimiser and start any prefetching (after the pixel classifier's first report:
-        the optimiser's first import takes seconds, and pseudo-labels take a pass of the pixel classifier)."""
+        """After the first report: the pseudo-labels' pass of the pixel classifier (a Stop may interrupt it:
+        the run then ends without a step), the optimiser (its first import takes seconds), any prefetching."""
+        try:
+            self.selection.training_probabilities(self.interrupted)
+        except Interrupted:
+            self.stop_requested = True
+            return
         self._new_optimizer()
         self.start_background = self._start_background()
         self._update_targets()
