@@ -62,12 +62,18 @@ def training_box(strokes: np.ndarray, model_dim: int) -> Box:
     return tuple(box)
 
 
+def intersection(region: Box, box: Box) -> Box | None:
+    """The part of ``region`` inside ``box`` (same coordinates), None when they do not meet."""
+    clipped = tuple(slice(max(r.start, b.start), min(r.stop, b.stop)) for r, b in zip(region, box))
+    return None if any(c.start >= c.stop for c in clipped) else clipped
+
+
 def shift(region: Box, box: Box, inward: bool) -> Box | None:
     """``region`` moved into ``box``'s coordinates (``inward``, clipped to it; None if outside) or back out."""
     if not inward:
         return tuple(slice(r.start + b.start, r.stop + b.start) for r, b in zip(region, box))
-    clipped = tuple(slice(max(r.start, b.start), min(r.stop, b.stop)) for r, b in zip(region, box))
-    if any(c.start >= c.stop for c in clipped):
+    clipped = intersection(region, box)
+    if clipped is None:
         return None
     return tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(clipped, box))
 
@@ -75,8 +81,8 @@ def shift(region: Box, box: Box, inward: bool) -> Box | None:
 def split_by_box(region: Box, box: Box) -> tuple[Box | None, list[Box]]:
     """``region`` cut into its part inside ``box`` (None when they do not meet) and the boxes covering the
     rest of it, in absolute coordinates."""
-    inside = tuple(slice(max(r.start, b.start), min(r.stop, b.stop)) for r, b in zip(region, box))
-    if any(i.start >= i.stop for i in inside):
+    inside = intersection(region, box)
+    if inside is None:
         return None, [region]
     rest, core = [], list(region)
     for axis, (r, b) in enumerate(zip(region, inside)):

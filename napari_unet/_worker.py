@@ -180,18 +180,19 @@ class TrainingJob:
         from .core.train.messages import NewAnnotations, PreviewRequest
 
         out: list[Message] = []
+        refreshed = False
         for message in messages:
             if isinstance(message, StrokeEdit):
                 self._apply(message)
             elif isinstance(message, StrokesRefreshed):
-                continue
+                refreshed = True
             elif isinstance(message, PreviewRequest) and message.region is not None:
                 region = shift(message.region, self.box, True)
                 if region is not None:
                     out.append(PreviewRequest(region))
             else:
                 out.append(message)
-        if any(isinstance(message, StrokesRefreshed) for message in messages):
+        if refreshed:
             self._take_unpainted_changes()  # after the edits: the layer is the latest word
         now = time.perf_counter()
         due = now - self._last_sync >= max(STROKE_SYNC_S, self.sync_seconds / SYNC_SHARE)

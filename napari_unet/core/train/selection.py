@@ -129,6 +129,12 @@ class Selection:
         self.chosen = best_candidate(self.scores, guided=self.guided)
 
     @property
+    def features_kept(self) -> bool:
+        """Whether every voxel's features are kept (images up to :data:`FEATURE_MAP_VOXELS`): then the
+        classifier's map of the whole image is cheap."""
+        return self._features is not None
+
+    @property
     def guided(self) -> bool:
         """Whether the U-Net trains on the pixel classifier's pseudo-labels too (see :mod:`.pseudo_labels`)."""
         return self._training_map is not None or self._training_fit is not None

@@ -33,7 +33,7 @@ from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry, keep_run, painted_counts
 from .sampling import PatchSampler
 from .schedule import learning_rate_at, with_learning_rate
-from .selection import FEATURE_MAP_VOXELS, Selection
+from .selection import Selection
 
 MAX_NON_FINITE_STEPS = 5  # then training stops, keeping the last good weights
 NORM_RECALIBRATION_BATCHES = 25  # training-like batches that re-estimate batch-norm statistics at the end
@@ -354,7 +354,7 @@ def train_steps(
         return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
-        run.preview_wanted = run.normalized.size <= FEATURE_MAP_VOXELS  # the first mask: the whole image's
+        run.preview_wanted = run.selection.features_kept  # the first mask: the whole image's, when cheap
         run.receive_all((yield run.report(0, loss, time.perf_counter() - start, 0.0, run.preview())))
         run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up
         if not run.stop_requested:
