@@ -7,16 +7,17 @@ from functools import partial
 import numpy as np
 
 
-def random_forest_segmentation(
+def random_forest_probabilities(
     image: np.ndarray, strokes: np.ndarray, seed: int = 0, channel_axis: int | None = None
 ) -> np.ndarray:
-    """Labels (annotation values) from a random forest on ``multiscale_basic_features``.
+    """Class probabilities ``(K, *spatial)`` (class k is annotation value k + 1) from a random forest on
+    ``multiscale_basic_features``.
 
     The same features ilastik offers by default (intensity, edges, texture over σ = 1..16; for each channel
-    of a ``channel_axis``), 100 trees, all cores.
+    of a ``channel_axis``), 100 trees, all cores; fitted as ``skimage.future.fit_segmenter`` does.
     """
     from skimage.feature import multiscale_basic_features
-    from skimage.future import fit_segmenter, predict_segmenter
+    from skimage.future import fit_segmenter
     from sklearn.ensemble import RandomForestClassifier
 
     features = partial(
@@ -28,8 +29,19 @@ def random_forest_segmentation(
         sigma_max=16,
         channel_axis=channel_axis,
     )
-    image = image.astype(np.float32)
-    computed = features(image)
+    computed = features(image.astype(np.float32))
     forest = RandomForestClassifier(n_estimators=100, n_jobs=-1, max_depth=10, random_state=seed)
     forest = fit_segmenter(strokes, computed, forest)
-    return predict_segmenter(computed, forest).astype(np.uint8)
+    probabilities = forest.predict_proba(computed.reshape(-1, computed.shape[-1]))
+    probabilities = probabilities.T.reshape(len(forest.classes_), *computed.shape[:-1]).astype(np.float32)
+    full = np.zeros((int(forest.classes_.max()), *computed.shape[:-1]), np.float32)
+    full[forest.classes_ - 1] = probabilities
+    return full
+
+
+def random_forest_segmentation(
+    image: np.ndarray, strokes: np.ndarray, seed: int = 0, channel_axis: int | None = None
+) -> np.ndarray:
+    """Labels (annotation values) of :func:`random_forest_probabilities`, as ``predict_segmenter`` gives them."""
+    probabilities = random_forest_probabilities(image, strokes, seed, channel_axis)
+    return (probabilities.argmax(0) + 1).astype(np.uint8)

@@ -23,8 +23,9 @@ from time_to_quality import environment
 
 from napari_unet.core.api import predict
 from napari_unet.core.errors import UserInputError
+from napari_unet.core.infer.inference import labels_from_probabilities
 from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
 from napari_unet.core.models.model_sources import open_model
 
 DATA = Path(os.environ.get("NAPARI_UNET_DSB2018", Path(__file__).resolve().parents[2] / "shared/data/dsb2018"))
@@ -32,13 +33,16 @@ KINDS = ("fluo", "color", "bright")
 METRICS = ("iou", "f1", "f1_split")
 
 
-def score(labels: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Scores of a semantic mask ``(Y, X)`` (2 = nucleus) against instance ``truth`` ``(Y, X)``."""
+def score(probabilities: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Scores of class probabilities ``(2, Y, X)`` (class 1 = nucleus) against instance ``truth`` ``(Y, X)``:
+    their mask, its connected components, and the objects of ``--instances`` (split where the model is unsure)."""
+    labels = labels_from_probabilities(probabilities)
     foreground = labels == 2
+    objects = instances_from_labels(labels, margin=class_margin(probabilities))
     return {
         "iou": round(foreground_iou(foreground, truth > 0), 4),
         "f1": round(instance_f1(connected_instances(foreground), truth), 4),
-        "f1_split": round(instance_f1(instances_from_labels(labels), truth), 4),
+        "f1_split": round(instance_f1(objects, truth), 4),
     }
 
 
@@ -51,9 +55,10 @@ def evaluate(model_source: str, index: list[dict], folder: Path, device: str) ->
             image, truth = data["image"], data["labels"]
         try:
             started = time.perf_counter()
-            labels = predict(model, image, channel_axis=-1 if image.ndim == 3 else None, device=device).labels
+            channel_axis = -1 if image.ndim == 3 else None
+            prediction = predict(model, image, channel_axis=channel_axis, probabilities=True, device=device)
             seconds += time.perf_counter() - started
-            scores = score(labels, truth)
+            scores = score(prediction.probabilities, truth)
         except UserInputError:
             refused.append(entry["id"])
             scores = dict.fromkeys(METRICS, 0.0)

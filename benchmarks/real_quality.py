@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from baselines import random_forest_segmentation
+from baselines import random_forest_probabilities
 from pretrained_real import score
 from real_images import DATA, KINDS, StrokeProtocol, load_image, load_index, select, simulate_strokes
 from real_summary import criteria, finetune_drops, print_tables, summarize
@@ -65,19 +65,21 @@ def train_and_score(image, strokes, truth, budget: str, seed: int, args, setting
         return {"error": str(error)}
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    mask = predict(model, image, channel_axis=channel_axis, device=args.device).labels
+    returned = predict(model, image, channel_axis=channel_axis, probabilities=True, device=args.device).probabilities
     predict_seconds = time.perf_counter() - started
-    network_mask = (
-        mask
+    network = (
+        returned
         if model.chosen == UNET
-        else predict(Model(model.network, model.config), image, channel_axis=channel_axis, device=args.device).labels
+        else predict(
+            Model(model.network, model.config), image, channel_axis=channel_axis, probabilities=True, device=args.device
+        ).probabilities
     )
     last = {
         k: v for k, v in model.config.history[-1].items() if k not in ("date", "image", "versions", "painted_voxels")
     }
     return {
-        **score(mask, truth),
-        "network": score(network_mask, truth),  # the U-Net's own mask, whichever candidate train returned
+        **score(returned, truth),
+        "network": score(network, truth),  # the U-Net's own mask, whichever candidate train returned
         "steps": last.get("steps"),
         "train_seconds": round(train_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
@@ -98,10 +100,10 @@ def zero_shot_score(model, image, truth, device: str) -> dict:
     """The mask of ``model`` as it is (no strokes, no training)."""
     channel_axis = -1 if image.ndim == 3 else None
     try:
-        mask = predict(model, image, channel_axis=channel_axis, device=device).labels
+        prediction = predict(model, image, channel_axis=channel_axis, probabilities=True, device=device)
     except UserInputError as error:
         return {"error": str(error)}
-    return score(mask, truth)
+    return score(prediction.probabilities, truth)
 
 
 def run_image(entry: dict, budgets: Sequence[str], args, settings: dict, zero_model) -> list[dict]:
@@ -112,7 +114,7 @@ def run_image(entry: dict, budgets: Sequence[str], args, settings: dict, zero_mo
     for seed in args.seeds:
         strokes = simulate_strokes(item.labels, seed)
         started = time.perf_counter()
-        forest = random_forest_segmentation(item.image, strokes, seed=seed, channel_axis=item.channel_axis)
+        forest = random_forest_probabilities(item.image, strokes, seed=seed, channel_axis=item.channel_axis)
         row = {
             "image": item.id,
             "kind": item.kind,

@@ -212,22 +212,22 @@ def _predict(args: argparse.Namespace) -> None:
         model,
         image.data,
         channel_axis=channel_axis,
-        probabilities=args.probabilities,
+        probabilities=args.probabilities or args.instances,
         device=args.device,
         precision=args.precision,
         tile_size=args.tile_size,
         overlap=args.overlap,
         batch_size=args.batch_size,
     )
-    if prediction.probabilities is not None:
+    if args.probabilities:
         write_array(
             probabilities_path(out), prediction.probabilities, image.spacing, overwrite=args.overwrite, inputs=inputs
         )
     labels = prediction.labels
     if args.instances:
-        from .core.instances.postprocess import instances_from_labels
+        from .core.instances.postprocess import class_margin, instances_from_labels
 
-        labels = instances_from_labels(labels, spacing=image.spacing)
+        labels = instances_from_labels(labels, image.spacing, margin=class_margin(prediction.probabilities))
     write_array(out, labels, image.spacing, overwrite=args.overwrite, inputs=inputs)
     print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
 

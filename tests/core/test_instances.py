@@ -8,7 +8,7 @@ import pytest
 
 from napari_unet.core.instances.instance_blocks import instances_to_array
 from napari_unet.core.instances.metrics import instance_f1
-from napari_unet.core.instances.postprocess import instances_from_labels, split_touching
+from napari_unet.core.instances.postprocess import class_margin, instances_from_labels, split_touching
 from napari_unet.core.instances.uncertainty import entropy, suggest_regions
 
 
@@ -29,6 +29,21 @@ def test_two_touching_discs_become_two_objects():
     instances = split_touching(truth > 0)
     assert instances.max() == 2
     assert instance_f1(instances, truth) == 1.0
+
+
+def test_a_line_the_model_is_unsure_of_splits_a_blob_the_shape_alone_keeps_whole():
+    truth = _discs((60, 90), [(30, 36), (30, 48)], 14)  # centres 12 px apart: the neck is nearly as wide
+    blob = truth > 0
+    assert split_touching(blob).max() == 1
+    margin = np.ones(blob.shape, np.float32)
+    margin[:, 41:43] = 0.2  # a network trained on touching nuclei hesitates on the line between them
+    instances = split_touching(blob, margin=margin)
+    assert instances.max() == 2 and instance_f1(instances, truth) == 1.0
+
+
+def test_class_margin_is_the_lead_of_the_winning_class():
+    probabilities = np.array([[0.7, 0.2, 0.4], [0.2, 0.5, 0.4], [0.1, 0.3, 0.2]], np.float32)[:, None, :]  # (K, 1, 3)
+    np.testing.assert_allclose(class_margin(probabilities), [[0.5, 0.2, 0.0]], atol=1e-6)
 
 
 def test_anisotropic_balls_are_split_in_physical_units():

@@ -301,12 +301,13 @@ def test_a_dask_cluster_gives_the_local_result(tmp_path, model_2d, image_2d):
 
 def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, image_2d):
     from napari_unet.core.instances.metrics import instance_f1
-    from napari_unet.core.instances.postprocess import instances_from_labels
+    from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
 
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
     predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
     written = read_image(tmp_path / "objects.zarr").data
-    whole = instances_from_labels(predict(model_2d, image_2d, tile_size=TILE, device="cpu").labels)
+    prediction = predict(model_2d, image_2d, tile_size=TILE, probabilities=True, device="cpu")
+    whole = instances_from_labels(prediction.labels, margin=class_margin(prediction.probabilities))
     assert written.dtype == np.int32 and written.max() > 10
     assert sorted(np.unique(written))[1:] == list(range(1, written.max() + 1))
     assert instance_f1(written, whole) > 0.95  # blocks (and their borders) change next to nothing
@@ -318,7 +319,7 @@ def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, im
 def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d):
     from napari_unet.core.instances.instance_blocks import instance_block_shape
     from napari_unet.core.instances.metrics import instance_f1
-    from napari_unet.core.instances.postprocess import instances_from_labels
+    from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
 
     assert instance_block_shape((4, 96, 96), (16, 32, 32), (2.0, 1.0, 1.0)) == (96, 192, 192)
     assert instance_block_shape((96, 96), (32, 32)) == (96, 96)  # prediction blocks, when thick enough
@@ -326,8 +327,8 @@ def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d
     source = write_ome_image(tmp_path / "stack.zarr", stack, "zyx", [2.0, 1.0, 1.0])
     predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
     written = read_image(tmp_path / "objects.zarr").data
-    labels = predict(model_2d, stack, tile_size=TILE, device="cpu").labels
-    whole = instances_from_labels(labels, spacing=(2.0, 1.0, 1.0))
+    prediction = predict(model_2d, stack, tile_size=TILE, probabilities=True, device="cpu")
+    whole = instances_from_labels(prediction.labels, (2.0, 1.0, 1.0), margin=class_margin(prediction.probabilities))
     # the few voxels that flip between block-wise and whole prediction (see above) can split or merge
     # a touching pair differently: a handful of ~40 objects
     assert written.max() > 5 and instance_f1(written, whole) > 0.9

@@ -9,8 +9,8 @@ import torch
 from qtpy.QtCore import Qt
 
 from napari_unet._widget import UNetTrainerWidget
-from napari_unet.core.api import prepare_model, train
-from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.api import predict, prepare_model, train
+from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
 from napari_unet.sample_data import nuclei_sample
 
 TIMEOUT_MS = 60_000
@@ -63,7 +63,10 @@ def test_predict_all_adds_instances_and_uncertainty_on_the_image_grid(dock, qtbo
     count = int(instances.data.max())
     assert count >= 3 and set(np.unique(instances.data)) == set(range(count + 1))  # 0 = background, 1..N
     assert (prediction[instances.data > 0] >= 2).all()
-    np.testing.assert_array_equal(instances.data, instances_from_labels(prediction, spacing=SCALE))
+    expected = predict(widget.model, viewer.layers["crop"].data, probabilities=True, device="cpu")
+    np.testing.assert_array_equal(expected.labels, prediction)
+    margin = class_margin(expected.probabilities)  # objects split where the model is unsure, as --instances does
+    np.testing.assert_array_equal(instances.data, instances_from_labels(prediction, SCALE, margin=margin))
     assert uncertainty.data.min() >= 0.0 and 0.1 < uncertainty.data.max() <= 1.0
     assert uncertainty.colormap.name == "magma" and uncertainty.blending == "additive"
     assert tuple(uncertainty.contrast_limits) == (0.0, 1.0)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..instances.postprocess import class_margin
 from ..io.lazy import ChannelsFirstView
 from ..models.model import UNET, Model
 from .inference import chosen_probabilities, labels_from_probabilities, window_shape
@@ -114,6 +115,7 @@ class BlockSettings:
     plan: BlockPlan
     labels_out: object  # array-like (zarr or numpy) over the spatial shape
     probabilities_out: object | None = None  # array-like (K, *spatial), float32
+    margins_out: object | None = None  # array-like over the spatial shape: class margins for instances
     tile_size: int | Sequence[int] | None = None
     overlap: float = 0.25
     batch_size: int | None = None
@@ -142,6 +144,8 @@ class BlockSettings:
         self.labels_out[block] = labels
         if self.probabilities_out is not None:
             self.probabilities_out[(slice(None), *block)] = probabilities
+        if self.margins_out is not None:
+            self.margins_out[block] = class_margin(probabilities)
 
 
 @dataclass
