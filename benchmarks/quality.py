@@ -22,12 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from baselines import random_forest_segmentation
+from baselines import random_forest_probabilities
 
 from napari_unet.core.api import predict, train
 from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.infer.inference import labels_from_probabilities
 from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
 from napari_unet.core.models.precision import CHOICES
 
 CASES = {
@@ -36,22 +37,30 @@ CASES = {
 }
 
 
-def _scores(labels: np.ndarray, instances: np.ndarray, spacing) -> dict[str, float]:
+def _scores(labels: np.ndarray, instances: np.ndarray, spacing, probabilities: np.ndarray | None = None) -> dict:
     """Foreground IoU; instance F1 of connected components ("f1") and of the watershed split
-    napari-unet uses for instances ("f1_split"), both at IoU 0.5."""
+    napari-unet uses for instances ("f1_split", where the model is unsure when ``probabilities``
+    ``(K, *spatial)`` are given), both at IoU 0.5."""
     foreground = labels == 2
+    margin = None if probabilities is None else class_margin(probabilities)
     return {
         "iou": round(foreground_iou(foreground, instances > 0), 4),
         "f1": round(instance_f1(connected_instances(foreground), instances), 4),
-        "f1_split": round(instance_f1(instances_from_labels(labels, spacing), instances), 4),
+        "f1_split": round(instance_f1(instances_from_labels(labels, spacing, margin=margin), instances), 4),
     }
+
+
+def _probability_scores(probabilities: np.ndarray, sample) -> dict[str, float]:
+    """:func:`_scores` of class probabilities ``(K, *spatial)`` against a synthetic sample's truth."""
+    labels = labels_from_probabilities(probabilities)
+    return _scores(labels, sample.instances, sample.spacing, probabilities)
 
 
 def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fraction: float, **settings) -> dict:
     case = CASES[dim]
     sample = synthetic_nuclei(case["shape"], spacing=case["spacing"], seed=seed, stroke_fraction=stroke_fraction)
     started = time.perf_counter()
-    forest = random_forest_segmentation(sample.image, sample.strokes, seed=seed)
+    forest = random_forest_probabilities(sample.image, sample.strokes, seed=seed)
     forest_seconds = time.perf_counter() - started
     started = time.perf_counter()
     model = train(
@@ -65,15 +74,15 @@ def run_case(dim: int, seed: int, time_budget: float, device: str, stroke_fracti
     )
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    unet = predict(model, sample.image, device=device).labels
+    unet = predict(model, sample.image, probabilities=True, device=device).probabilities
     predict_seconds = time.perf_counter() - started
     return {
         "dim": dim,
         "seed": seed,
         "painted_fraction": round(float((sample.strokes > 0).mean()), 5),
-        "random_forest": {**_scores(forest, sample.instances, sample.spacing), "seconds": round(forest_seconds, 2)},
+        "random_forest": {**_probability_scores(forest, sample), "seconds": round(forest_seconds, 2)},
         "napari_unet": {
-            **_scores(unet, sample.instances, sample.spacing),
+            **_probability_scores(unet, sample),
             "train_seconds": round(train_seconds, 2),
             "predict_seconds": round(predict_seconds, 2),
             "steps": model.config.history[-1]["steps"],

@@ -97,13 +97,13 @@ def predict_to_zarr(
             ranges,
             plan,
             classes_out,
-            probabilities_out,
-            margins_out,
-            tile_size,
-            overlap,
-            batch_size,
-            device_name,
-            precision,
+            probabilities_out=probabilities_out,
+            margins_out=margins_out,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device_name,
+            precision=precision,
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:

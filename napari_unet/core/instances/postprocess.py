@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-DEFAULT_H = 2.0  # how far (physical units) a centre must rise above the neck between two objects
+DEFAULT_H = 1.0  # how far (physical units) a centre must rise above the neck between two objects
 DEFAULT_SIGMA = 1.0  # smoothing of the distance map (voxels), against seeds on ragged edges
 MARGIN_POWER = 2  # how strongly an unsure voxel lowers the distance
 
