@@ -144,6 +144,7 @@ def check_train_settings(settings: TrainConfig) -> None:
         check_non_negative(getattr(settings, name), name)
     check_share(settings.elastic_probability, "elastic_probability")
     check_share(settings.pseudo_label_confidence, "pseudo_label_confidence")
+    check_share(settings.start_veto, "start_veto")
     check_share(settings.uniform_patch_share, "uniform_patch_share")
     check_share(settings.intensity_probability, "the intensity augmentation share (--intensity-augmentation)")
     for name in ("augment", "prefetch"):

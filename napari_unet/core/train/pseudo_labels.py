@@ -5,8 +5,8 @@ unpainted band between object strokes and far-away background strokes the longer
 (docs/benchmarks.md). The pixel classifier (fitted on the same training strokes, so held-out scores stay
 honest) labels that band; where it is confident, its label becomes a target too, weighed below the strokes.
 
-A trained start (a pretrained model) may veto: where it is confident of background, the classifier's object
-pseudo-labels are dropped (:func:`vetoed_by_start`). The classifier fills the thin background between touching
+A trained start (a pretrained model) may veto: where it finds background more likely than not, the classifier's
+object pseudo-labels are dropped (:func:`vetoed_by_start`). The classifier fills the thin background between touching
 objects and over-paints stained tissue; the start knows better there, but not the other way round (on
 brightfield the start paints whole cells, which the classifier's background labels correct).
 
@@ -45,13 +45,18 @@ def merged_targets(strokes: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
 
 
 def pseudo_targets(
-    strokes: np.ndarray, probabilities: np.ndarray, confidence: float, start_background: np.ndarray | None
+    strokes: np.ndarray,
+    probabilities: np.ndarray,
+    confidence: float,
+    start_background: np.ndarray | None,
+    veto: float,
 ) -> np.ndarray:
     """The strokes plus the classifier's ``(K, *spatial)`` confident voxels as one map (:func:`merged_targets`),
-    less the object labels a trained start vetoes (``start_background``; None for a new network)."""
+    less the object labels where a trained start's background probability (``start_background``; None for a
+    new network) is at least ``veto``."""
     pseudo = confident_labels(probabilities, confidence)
     if start_background is not None:
-        pseudo = vetoed_by_start(pseudo, start_background, confidence)
+        pseudo = vetoed_by_start(pseudo, start_background, veto)
     return merged_targets(strokes, pseudo)
 
 

@@ -119,8 +119,8 @@ class _Run:
         strokes = self.selection.split.training
         probabilities, targets = self.selection.training_probabilities(), None
         if probabilities is not None:
-            confidence = self.settings.pseudo_label_confidence
-            targets = pseudo_targets(strokes, probabilities, confidence, self.start_background)
+            confidence, veto = self.settings.pseudo_label_confidence, self.settings.start_veto
+            targets = pseudo_targets(strokes, probabilities, confidence, self.start_background, veto)
         self.sampler.update(strokes, targets)
 
     def _start_background(self) -> np.ndarray | None:
