@@ -31,7 +31,7 @@ from skimage.draw import line_nd
 from napari_unet.core.api import predict, train
 from napari_unet.core.data.synthetic import SyntheticSample, synthetic_nuclei
 from napari_unet.core.instances.metrics import foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 from napari_unet.core.instances.uncertainty import entropy, suggest_regions
 from napari_unet.core.models.devices import resolve_device
 from napari_unet.core.models.model import Model
@@ -145,9 +145,10 @@ def score(model: Model, sample: SyntheticSample, device: str) -> tuple[dict, np.
     """Foreground IoU, instance F1 and mean entropy of ``model`` on ``sample``, and the entropy map."""
     prediction = predict(model, sample.image, probabilities=True, device=device)
     uncertainty = entropy(prediction.probabilities)
+    sure = certainty(prediction.probabilities)  # objects split where the model is unsure, as --instances does
     scores = {
         "iou": round(foreground_iou(prediction.labels == 2, sample.instances > 0), 4),
-        "f1": round(instance_f1(instances_from_labels(prediction.labels), sample.instances), 4),
+        "f1": round(instance_f1(instances_from_labels(prediction.labels, certainty=sure), sample.instances), 4),
         "mean_entropy": round(float(uncertainty.mean()), 4),
     }
     return scores, uncertainty

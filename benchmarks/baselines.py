@@ -34,7 +34,7 @@ def random_forest_probabilities(
     forest = fit_segmenter(strokes, computed, forest)
     probabilities = forest.predict_proba(computed.reshape(-1, computed.shape[-1]))
     probabilities = probabilities.T.reshape(len(forest.classes_), *computed.shape[:-1]).astype(np.float32)
-    full = np.zeros((int(forest.classes_.max()), *computed.shape[:-1]), np.float32)
+    full = np.zeros((max(2, int(forest.classes_.max())), *computed.shape[:-1]), np.float32)
     full[forest.classes_ - 1] = probabilities
     return full
 

@@ -48,8 +48,8 @@ def run_case(name: str, seed: int, budgets: list[float], device: str) -> dict:
     sample = synthetic_nuclei(shape, spacing=spacing, style=style, seed=seed, **geometry)
 
     def evaluate(model) -> dict:
-        labels = predict(model, sample.image, device=device).labels
-        return scores(labels, sample.instances, spacing)
+        probabilities = predict(model, sample.image, probabilities=True, device=device).probabilities
+        return scores(probabilities, sample.instances, spacing)
 
     curves = {"pretrained": [{"seconds": 0, "steps": 0, **evaluate(open_model(PRETRAINED[dim]))}], "scratch": []}
     for budget in budgets:

@@ -25,7 +25,7 @@ from napari_unet.core.api import predict
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.infer.inference import labels_from_probabilities
 from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 from napari_unet.core.models.model_sources import open_model
 
 DATA = Path(os.environ.get("NAPARI_UNET_DSB2018", Path(__file__).resolve().parents[2] / "shared/data/dsb2018"))
@@ -38,7 +38,7 @@ def score(probabilities: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     their mask, its connected components, and the objects of ``--instances`` (split where the model is unsure)."""
     labels = labels_from_probabilities(probabilities)
     foreground = labels == 2
-    objects = instances_from_labels(labels, margin=class_margin(probabilities))
+    objects = instances_from_labels(labels, certainty=certainty(probabilities))
     return {
         "iou": round(foreground_iou(foreground, truth > 0), 4),
         "f1": round(instance_f1(connected_instances(foreground), truth), 4),

@@ -28,7 +28,7 @@ from napari_unet.core.api import predict, train
 from napari_unet.core.data.synthetic import synthetic_nuclei
 from napari_unet.core.infer.inference import labels_from_probabilities
 from napari_unet.core.instances.metrics import connected_instances, foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 from napari_unet.core.models.precision import CHOICES
 
 CASES = {
@@ -42,11 +42,11 @@ def _scores(labels: np.ndarray, instances: np.ndarray, spacing, probabilities: n
     napari-unet uses for instances ("f1_split", where the model is unsure when ``probabilities``
     ``(K, *spatial)`` are given), both at IoU 0.5."""
     foreground = labels == 2
-    margin = None if probabilities is None else class_margin(probabilities)
+    sure = None if probabilities is None else certainty(probabilities)
     return {
         "iou": round(foreground_iou(foreground, instances > 0), 4),
         "f1": round(instance_f1(connected_instances(foreground), instances), 4),
-        "f1_split": round(instance_f1(instances_from_labels(labels, spacing, margin=margin), instances), 4),
+        "f1_split": round(instance_f1(instances_from_labels(labels, spacing, certainty=sure), instances), 4),
     }
 
 

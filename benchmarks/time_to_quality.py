@@ -24,22 +24,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from baselines import random_forest_segmentation
+from baselines import random_forest_probabilities
 
 from napari_unet.core.api import predict, train
 from napari_unet.core.data.synthetic import synthetic_nuclei
+from napari_unet.core.infer.inference import labels_from_probabilities
 from napari_unet.core.instances.metrics import foreground_iou, instance_f1
-from napari_unet.core.instances.postprocess import instances_from_labels
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 from napari_unet.core.models.devices import resolve_device
 from napari_unet.core.models.precision import CHOICES
 
 SHAPES = {2: ((512, 512), (1.0, 1.0)), 3: ((48, 128, 128), (2.0, 1.0, 1.0))}
 
 
-def scores(labels: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float]:
+def scores(probabilities: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float]:
+    """Foreground IoU and ``--instances`` F1 of class probabilities ``(K, *spatial)`` against instance ``truth``."""
+    labels = labels_from_probabilities(probabilities)
     return {
         "iou": round(foreground_iou(labels == 2, truth > 0), 4),
-        "f1": round(instance_f1(instances_from_labels(labels, spacing), truth), 4),
+        "f1": round(instance_f1(instances_from_labels(labels, spacing, certainty=certainty(probabilities)), truth), 4),
     }
 
 
@@ -60,7 +63,7 @@ def run_case(dim: int, seed: int, budgets: list[float], device: str, precision: 
     shape, spacing = SHAPES[dim]
     sample = synthetic_nuclei(shape, spacing=spacing, seed=seed)
     started = time.perf_counter()
-    forest = random_forest_segmentation(sample.image, sample.strokes, seed=seed)
+    forest = random_forest_probabilities(sample.image, sample.strokes, seed=seed)
     forest_seconds = time.perf_counter() - started
     forest_scores = scores(forest, sample.instances, spacing)
     curve = []
@@ -77,12 +80,13 @@ def run_case(dim: int, seed: int, budgets: list[float], device: str, precision: 
         )
         train_seconds = round(time.perf_counter() - started, 3)  # set-up and the last step's overshoot included
         started = time.perf_counter()
-        labels = predict(model, sample.image, device=device, precision=precision).labels
+        prediction = predict(model, sample.image, probabilities=True, device=device, precision=precision)
         predict_seconds = round(time.perf_counter() - started, 3)
         run = model.config.history[-1]
         point = {"seconds": budget, "steps": run["steps"], "train_seconds": train_seconds}
         point["predict_seconds"] = predict_seconds
-        curve.append({**point, "precision": run["precision"], **scores(labels, sample.instances, spacing)})
+        point["precision"] = run["precision"]
+        curve.append({**point, **scores(prediction.probabilities, sample.instances, spacing)})
     useful = [p for p in curve if p["iou"] >= forest_scores["iou"] - USEFUL_MARGIN]
     return {
         "dim": dim,

@@ -24,7 +24,7 @@ _LAZY = {
     "predict": "napari_unet.core.api",
     "load_model": "napari_unet.core.api",
     "instances_from_labels": "napari_unet.core.instances.postprocess",
-    "class_margin": "napari_unet.core.instances.postprocess",
+    "certainty": "napari_unet.core.instances.postprocess",
     "predict_to_zarr": "napari_unet.core.infer.zarr_output",
     "write_label_image": "napari_unet.core.io.label_writer",
     "Model": "napari_unet.core.models.model",
@@ -37,7 +37,7 @@ __all__ = [
     "Prediction",
     "UserInputError",
     "__version__",
-    "class_margin",
+    "certainty",
     "instances_from_labels",
     "load_model",
     "predict",
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from .core.errors import UserInputError
     from .core.infer.inference import Prediction
     from .core.infer.zarr_output import predict_to_zarr
-    from .core.instances.postprocess import class_margin, instances_from_labels
+    from .core.instances.postprocess import certainty, instances_from_labels
     from .core.io.label_writer import write_label_image
     from .core.models.model import Model
 

@@ -29,11 +29,11 @@ Progress = Callable[[int, int], None]
 def _predict_in_memory(model: Model, pixels, spacing: tuple[float, ...], progress: Progress):
     """Labels, instances and uncertainty of a ``(C, *spatial)`` numpy image (worker thread)."""
     from .core.api import predict
-    from .core.instances.postprocess import class_margin, instances_from_labels
+    from .core.instances.postprocess import certainty, instances_from_labels
     from .core.instances.uncertainty import entropy
 
     prediction = predict(model, pixels, channel_axis=0, probabilities=True, progress=progress)
-    instances = instances_from_labels(prediction.labels, spacing, margin=class_margin(prediction.probabilities))
+    instances = instances_from_labels(prediction.labels, spacing, certainty=certainty(prediction.probabilities))
     return prediction.labels, instances, entropy(prediction.probabilities)
 
 

@@ -225,9 +225,9 @@ def _predict(args: argparse.Namespace) -> None:
         )
     labels = prediction.labels
     if args.instances:
-        from .core.instances.postprocess import class_margin, instances_from_labels
+        from .core.instances.postprocess import certainty, instances_from_labels
 
-        labels = instances_from_labels(labels, image.spacing, margin=class_margin(prediction.probabilities))
+        labels = instances_from_labels(labels, image.spacing, certainty=certainty(prediction.probabilities))
     write_array(out, labels, image.spacing, overwrite=args.overwrite, inputs=inputs)
     print(f"predicted {image.data.shape} in {time.perf_counter() - started:.1f} s → {out}")
 

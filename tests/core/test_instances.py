@@ -8,7 +8,7 @@ import pytest
 
 from napari_unet.core.instances.instance_blocks import instances_to_array
 from napari_unet.core.instances.metrics import instance_f1
-from napari_unet.core.instances.postprocess import class_margin, instances_from_labels, split_touching
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels, split_touching
 from napari_unet.core.instances.uncertainty import entropy, suggest_regions
 
 
@@ -35,15 +35,34 @@ def test_a_line_the_model_is_unsure_of_splits_a_blob_the_shape_alone_keeps_whole
     truth = _discs((60, 90), [(30, 36), (30, 48)], 14)  # centres 12 px apart: the neck is nearly as wide
     blob = truth > 0
     assert split_touching(blob).max() == 1
-    margin = np.ones(blob.shape, np.float32)
-    margin[:, 41:43] = 0.2  # a network trained on touching nuclei hesitates on the line between them
-    instances = split_touching(blob, margin=margin)
+    sure = np.ones(blob.shape, np.float32)
+    sure[:, 41:43] = 0.2  # a network trained on touching nuclei hesitates on the line between them
+    instances = split_touching(blob, certainty=sure)
     assert instances.max() == 2 and instance_f1(instances, truth) == 1.0
 
 
-def test_class_margin_is_the_lead_of_the_winning_class():
-    probabilities = np.array([[0.7, 0.2, 0.4], [0.2, 0.5, 0.4], [0.1, 0.3, 0.2]], np.float32)[:, None, :]  # (K, 1, 3)
-    np.testing.assert_allclose(class_margin(probabilities), [[0.5, 0.2, 0.0]], atol=1e-6)
+def test_specks_and_pieces_the_model_doubts_are_left_out():
+    truth = _discs((40, 90), [(20, 15), (20, 45), (20, 75)], 7)
+    mask = (truth > 0) | (_discs((40, 90), [(5, 30)], 1) > 0)  # and a 5-px speck
+    sure = np.ones(mask.shape, np.float32)
+    sure[truth == 3] = 0.2  # the model barely prefers object over background on the third disc
+    instances = split_touching(mask, certainty=sure)
+    assert instances.max() == 2
+    assert instance_f1(instances, np.where(truth == 3, 0, truth)) == 1.0
+
+
+def test_certainty_is_how_sure_the_model_is_of_object_or_background():
+    background = np.array([[0.1, 0.5, 0.8]], np.float32)
+    objects = (1 - background) / 2  # two object classes sharing the rest: a tie between them is still object
+    probabilities = np.stack([background, objects, objects])
+    np.testing.assert_allclose(certainty(probabilities), [[0.8, 0.0, 0.6]], atol=1e-6)
+
+
+def test_h_is_in_voxels_of_the_finest_axis_whatever_the_unit():
+    truth = _discs((60, 90), [(30, 30), (30, 56)], 14)
+    in_pixels = split_touching(truth > 0)
+    in_micrometres = split_touching(truth > 0, spacing=(0.1, 0.1))
+    np.testing.assert_array_equal(in_micrometres, in_pixels)
 
 
 def test_anisotropic_balls_are_split_in_physical_units():

@@ -283,31 +283,33 @@ def test_a_dask_cluster_gives_the_local_result(tmp_path, model_2d, image_2d):
     from distributed import Client, LocalCluster
 
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
-    predict_to_zarr(model_2d, source, tmp_path / "local.zarr", tile_size=TILE, block_size=BLOCK, device="cpu")
+    blocks = {"tile_size": TILE, "block_size": BLOCK}
+    predict_to_zarr(model_2d, source, tmp_path / "local.zarr", **blocks, device="cpu")
+    predict_to_zarr(model_2d, source, tmp_path / "local_objects.zarr", **blocks, device="cpu", instances=True)
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        times = predict_to_zarr(
-            model_2d, source, tmp_path / "cluster.zarr", tile_size=TILE, block_size=BLOCK, client=client
-        )
+        times = predict_to_zarr(model_2d, source, tmp_path / "cluster.zarr", **blocks, client=client)
+        predict_to_zarr(model_2d, source, tmp_path / "cluster_objects.zarr", **blocks, client=client, instances=True)
         worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     assert times.blocks == len(BlockPlan.for_model(model_2d, image_2d.shape, TILE, 0.25, BLOCK).blocks)
-    local = np.asarray(zarr.open_group(str(tmp_path / "local.zarr"), mode="r")["0"])
-    remote = np.asarray(zarr.open_group(str(tmp_path / "cluster.zarr"), mode="r")["0"])
-    np.testing.assert_array_equal(remote, local)
+    for name in ("", "_objects"):  # the workers also write the certainty the objects are split with
+        local = np.asarray(zarr.open_group(str(tmp_path / f"local{name}.zarr"), mode="r")["0"])
+        remote = np.asarray(zarr.open_group(str(tmp_path / f"cluster{name}.zarr"), mode="r")["0"])
+        np.testing.assert_array_equal(remote, local)
 
 
 def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, image_2d):
     from napari_unet.core.instances.metrics import instance_f1
-    from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
+    from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 
     source = write_ome_image(tmp_path / "img.zarr", image_2d, "yx", [1.0, 1.0])
     predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
     written = read_image(tmp_path / "objects.zarr").data
     prediction = predict(model_2d, image_2d, tile_size=TILE, probabilities=True, device="cpu")
-    whole = instances_from_labels(prediction.labels, margin=class_margin(prediction.probabilities))
+    whole = instances_from_labels(prediction.labels, certainty=certainty(prediction.probabilities))
     assert written.dtype == np.int32 and written.max() > 10
     assert sorted(np.unique(written))[1:] == list(range(1, written.max() + 1))
     assert instance_f1(written, whole) > 0.95  # blocks (and their borders) change next to nothing
@@ -319,7 +321,7 @@ def test_instances_out_of_core_match_the_whole_image_ones(tmp_path, model_2d, im
 def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d):
     from napari_unet.core.instances.instance_blocks import instance_block_shape
     from napari_unet.core.instances.metrics import instance_f1
-    from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
+    from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 
     assert instance_block_shape((4, 96, 96), (16, 32, 32), (2.0, 1.0, 1.0)) == (96, 192, 192)
     assert instance_block_shape((96, 96), (32, 32)) == (96, 96)  # prediction blocks, when thick enough
@@ -328,7 +330,7 @@ def test_instances_of_a_2d_model_on_a_stack_use_volume_blocks(tmp_path, model_2d
     predict_to_zarr(model_2d, source, tmp_path / "objects.zarr", tile_size=TILE, block_size=BLOCK, instances=True)
     written = read_image(tmp_path / "objects.zarr").data
     prediction = predict(model_2d, stack, tile_size=TILE, probabilities=True, device="cpu")
-    whole = instances_from_labels(prediction.labels, (2.0, 1.0, 1.0), margin=class_margin(prediction.probabilities))
+    whole = instances_from_labels(prediction.labels, (2.0, 1.0, 1.0), certainty=certainty(prediction.probabilities))
     # the few voxels that flip between block-wise and whole prediction (see above) can split or merge
     # a touching pair differently: a handful of ~40 objects
     assert written.max() > 5 and instance_f1(written, whole) > 0.9

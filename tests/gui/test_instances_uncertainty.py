@@ -10,7 +10,7 @@ from qtpy.QtCore import Qt
 
 from napari_unet._widget import UNetTrainerWidget
 from napari_unet.core.api import predict, prepare_model, train
-from napari_unet.core.instances.postprocess import class_margin, instances_from_labels
+from napari_unet.core.instances.postprocess import certainty, instances_from_labels
 from napari_unet.sample_data import nuclei_sample
 
 TIMEOUT_MS = 60_000
@@ -65,8 +65,8 @@ def test_predict_all_adds_instances_and_uncertainty_on_the_image_grid(dock, qtbo
     assert (prediction[instances.data > 0] >= 2).all()
     expected = predict(widget.model, viewer.layers["crop"].data, probabilities=True, device="cpu")
     np.testing.assert_array_equal(expected.labels, prediction)
-    margin = class_margin(expected.probabilities)  # objects split where the model is unsure, as --instances does
-    np.testing.assert_array_equal(instances.data, instances_from_labels(prediction, SCALE, margin=margin))
+    sure = certainty(expected.probabilities)  # objects split where the model is unsure, as --instances does
+    np.testing.assert_array_equal(instances.data, instances_from_labels(prediction, SCALE, certainty=sure))
     assert uncertainty.data.min() >= 0.0 and 0.1 < uncertainty.data.max() <= 1.0
     assert uncertainty.colormap.name == "magma" and uncertainty.blending == "additive"
     assert tuple(uncertainty.contrast_limits) == (0.0, 1.0)

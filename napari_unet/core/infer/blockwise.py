@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..instances.postprocess import class_margin
+from ..instances.postprocess import certainty
 from ..io.lazy import ChannelsFirstView
 from ..models.model import UNET, Model
 from .inference import chosen_probabilities, labels_from_probabilities, window_shape
@@ -115,12 +115,12 @@ class BlockSettings:
     plan: BlockPlan
     labels_out: object  # array-like (zarr or numpy) over the spatial shape
     probabilities_out: object | None = None  # array-like (K, *spatial), float32
-    margins_out: object | None = None  # array-like over the spatial shape: class margins for instances
     tile_size: int | Sequence[int] | None = None
     overlap: float = 0.25
     batch_size: int | None = None
     device: str = "cpu"
     precision: str = "auto"
+    certainty_out: object | None = None  # array-like over the spatial shape: the model's certainty, for instances
 
     def read(self, block: tuple[slice, ...]) -> np.ndarray:
         region, _ = self.plan.region(block)
@@ -144,8 +144,8 @@ class BlockSettings:
         self.labels_out[block] = labels
         if self.probabilities_out is not None:
             self.probabilities_out[(slice(None), *block)] = probabilities
-        if self.margins_out is not None:
-            self.margins_out[block] = class_margin(probabilities)
+        if self.certainty_out is not None:
+            self.certainty_out[block] = certainty(probabilities)
 
 
 @dataclass

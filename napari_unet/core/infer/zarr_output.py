@@ -85,7 +85,7 @@ def predict_to_zarr(
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(label_image(target, spec, PREDICTION, overwrite=overwrite, inputs=inputs))
         labels_out = create_level0(tmp, spec, plan.chunks)
-        classes_out, margins_out = _scratch(stack, target, spatial, plan) if instances else (labels_out, None)
+        classes_out, certainty_out = _scratch(stack, target, spatial, plan) if instances else (labels_out, None)
         probabilities_out = None
         if probabilities_target is not None:
             probabilities_tmp = stack.enter_context(
@@ -98,16 +98,16 @@ def predict_to_zarr(
             plan,
             classes_out,
             probabilities_out=probabilities_out,
-            margins_out=margins_out,
             tile_size=tile_size,
             overlap=overlap,
             batch_size=batch_size,
             device=device_name,
             precision=precision,
+            certainty_out=certainty_out,
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:
-            _objects(classes_out, margins_out, labels_out, plan, image.spacing)
+            _objects(classes_out, certainty_out, labels_out, plan, image.spacing)
     return times
 
 
@@ -130,12 +130,12 @@ def _device_name(device: str, client, model: Model, spatial: tuple[int, ...], ti
     return name
 
 
-def _objects(classes, margins, labels_out, plan: BlockPlan, spacing: Sequence[float] | None) -> None:
-    """Objects (0 = background, 1..N) of the predicted ``classes`` (and their class ``margins``) into
+def _objects(classes, certainty, labels_out, plan: BlockPlan, spacing: Sequence[float] | None) -> None:
+    """Objects (0 = background, 1..N) of the predicted ``classes`` (and the model's ``certainty``) into
     ``labels_out``, in blocks with ``INSTANCE_CONTEXT`` of halo, joined across block borders."""
     halo = instance_halo(spacing, len(plan.block_shape))
     blocks = instance_block_shape(plan.block_shape, halo, spacing)
-    instances_to_array(classes, labels_out, blocks, halo, spacing, margin=margins)
+    instances_to_array(classes, labels_out, blocks, halo, spacing, certainty=certainty)
 
 
 def _targets(
@@ -187,15 +187,15 @@ def _label_spec(
 
 
 def _scratch(stack: contextlib.ExitStack, target: LabelsTarget, spatial: tuple[int, ...], plan: BlockPlan):
-    """For instances: the classes and their margins (float16) go first into scratch arrays beside the
+    """For instances: the classes and the model's certainty (float16) go first into scratch arrays beside the
     output (removed when ``stack`` closes), and the objects are made from them."""
     import zarr
 
     scratch = stack.enter_context(scratch_beside(target.root))
     group = zarr.open_group(str(scratch), mode="w")
     classes = group.create_array("classes", shape=spatial, chunks=plan.chunks, dtype="uint8")
-    margins = group.create_array("margins", shape=spatial, chunks=plan.chunks, dtype="float16")
-    return classes, margins
+    certainty = group.create_array("certainty", shape=spatial, chunks=plan.chunks, dtype="float16")
+    return classes, certainty
 
 
 def _run_blocks(

@@ -33,7 +33,7 @@ def instances_to_array(
     halo: Sequence[int],
     spacing: Sequence[float] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    margin=None,
+    certainty=None,
     **options,
 ) -> int:
     """Write instances (0 = background, 1..N) of the semantic ``labels`` (array-like, spatial)
@@ -42,8 +42,8 @@ def instances_to_array(
     Each block is segmented from the block plus ``halo`` (> 0) voxels per side, so an object
     near a block face is split as it would be whole. Where that segmentation reaches into the
     blocks already written, its objects are matched with theirs: two ids that cover most of each
-    other there are one object. ``margin``: the model's class margins (array-like like ``labels``,
-    see :func:`.postprocess.class_margin`), where known; ``options`` go to :func:`split_touching`.
+    other there are one object. ``certainty``: the model's certainty (array-like like ``labels``,
+    see :func:`.postprocess.certainty`), where known; ``options`` go to :func:`split_touching`.
     """
     if min(halo) < 1:
         raise ValueError(f"instances need a halo of at least one voxel per side, got {tuple(halo)}")
@@ -52,8 +52,8 @@ def instances_to_array(
     joins = _UnionFind()
     for index, block in enumerate(blocks):
         region, inner = with_halo(block, halo, shape)
-        local_margin = None if margin is None else np.asarray(margin[region], np.float32)
-        local = instances_from_labels(np.asarray(labels[region]), spacing, margin=local_margin, **options)
+        local_certainty = None if certainty is None else np.asarray(certainty[region], np.float32)
+        local = instances_from_labels(np.asarray(labels[region]), spacing, certainty=local_certainty, **options)
         in_block = np.unique(local[inner])
         in_block = in_block[in_block > 0]
         to_global = np.zeros(int(local.max()) + 1, np.int64)
