@@ -78,14 +78,14 @@ def predict_to_zarr(
     target.check_shape(spatial)
     plan = BlockPlan.for_model(model, spatial, tile_size, overlap, block_size)
     spec = _label_spec(model, image, target, spatial, ngff_version, instances)
-    device_name = _device_name(device, client, model, spatial, tile_size, batch_size)
-    log.info("predicting %s in %d blocks of %s on %s", spatial, len(plan.blocks), plan.block_shape, device_name)
+    device = _device_name(device, client, model, spatial, tile_size, batch_size)  # the one the blocks run on
+    log.info("predicting %s in %d blocks of %s on %s", spatial, len(plan.blocks), plan.block_shape, device)
     ranges = model.intensity_ranges(view)
     return_freed_memory()  # the intensity sample is gone: keep the resident size where it was
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(label_image(target, spec, PREDICTION, overwrite=overwrite, inputs=inputs))
         labels_out = create_level0(tmp, spec, plan.chunks)
-        classes_out, certainty_out = _scratch(stack, target, spatial, plan) if instances else (labels_out, None)
+        classes, certainty = _scratch(stack, target, spatial, plan) if instances else (labels_out, None)
         probabilities_out = None
         if probabilities_target is not None:
             probabilities_tmp = stack.enter_context(
@@ -93,21 +93,11 @@ def predict_to_zarr(
             )
             probabilities_out = create_probabilities_image(probabilities_tmp, model.num_classes, spec, plan.chunks)
         settings = BlockSettings(
-            view,
-            ranges,
-            plan,
-            classes_out,
-            probabilities_out=probabilities_out,
-            tile_size=tile_size,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device_name,
-            precision=precision,
-            certainty_out=certainty_out,
+            view, ranges, plan, classes, probabilities_out, tile_size, overlap, batch_size, device, precision, certainty
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:
-            _objects(classes_out, certainty_out, labels_out, plan, image.spacing)
+            _objects(classes, certainty, labels_out, plan, image.spacing)
     return times
 
 
