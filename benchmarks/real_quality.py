@@ -44,6 +44,7 @@ from napari_unet.core.api import load_model, predict, train
 from napari_unet.core.errors import UserInputError
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model import UNET, Model
+from napari_unet.core.models.model_sources import DEFAULT_START
 
 
 def train_and_score(image, strokes, truth, budget: str, seed: int, args, settings: dict) -> dict:
@@ -254,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "stroke_protocol": dataclasses.asdict(StrokeProtocol()),
     }
     trained = [] if args.no_train else list(dict.fromkeys([*curve_keys, main_key]))
-    same_start = args.init not in ("auto", "none") and args.init == args.zero_shot and not args.no_train
+    # every dev image is 2D grey or 8-bit RGB with one object class: "auto" starts them all from DEFAULT_START
+    start = DEFAULT_START if args.init == "auto" else args.init
+    same_start = start == args.zero_shot and not args.no_train
     rows = []
     for done, entry in enumerate(entries, start=1):
         budgets = [] if args.no_train else [main_key]
