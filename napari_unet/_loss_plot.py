@@ -24,11 +24,11 @@ class LossPlot(QWidget):
         self.update()
 
     def add(self, loss: float) -> None:
+        """Keep ``loss``; it is drawn at the next ``update()`` (the dock calls it a few times a second)."""
         if math.isfinite(loss) and loss > 0:
             self.losses.append(loss)
             if len(self.losses) > MAX_POINTS:
                 self.losses = self.losses[::2]
-            self.update()
 
     def paintEvent(self, event) -> None:
         painter = QPainter(self)

@@ -27,6 +27,7 @@ from ._file_actions import FileActions
 from ._loss_plot import LossPlot
 from ._predict_action import PredictAction
 from ._suggestions import SuggestionsPanel
+from ._throttle import Throttled
 
 if TYPE_CHECKING:
     import napari
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
 NO_PRETRAINED = "—"
+# The status and loss curve are redrawn at most this often: a redraw per step (reports come 10-30 times a
+# second) halved the dock's training speed under software OpenGL (docs/benchmarks.md)
+REPORT_REDRAW_MS = 500
 
 
 def _abort_all(running: dict) -> None:
@@ -100,6 +104,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.loss_plot = LossPlot()
+        self._show_report = Throttled(self._draw_report, REPORT_REDRAW_MS, self)
         self.suggestions = SuggestionsPanel(
             self.viewer, lambda: self.image_combo.value, lambda: self.strokes_combo.value, self.show_message
         )
@@ -228,12 +233,17 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
             self.session.stop()
 
     def _on_report(self, report: Report) -> None:
+        self.loss_plot.add(report.loss)
+        self._show_report(report)
+
+    def _draw_report(self, report: Report) -> None:
         from ._status import describe
 
-        self.loss_plot.add(report.loss)
+        self.loss_plot.update()
         self.status.setText(describe(report))
 
     def _on_finished(self, model: Model | None) -> None:
+        self._show_report.flush()
         self.final_prediction = self.session.final
         if model is not None:
             self.model = model
