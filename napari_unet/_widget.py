@@ -22,12 +22,12 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from ._file_actions import FileActions
 from ._loss_plot import LossPlot
 from ._predict_action import PredictAction
 from ._suggestions import SuggestionsPanel
-from ._throttle import Throttled
 
 if TYPE_CHECKING:
     import napari
@@ -104,7 +104,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.loss_plot = LossPlot()
-        self._show_report = Throttled(self._draw_report, REPORT_REDRAW_MS, self)
+        self._show_report = qthrottled(self._draw_report, timeout=REPORT_REDRAW_MS, leading=True, parent=self)
         self.suggestions = SuggestionsPanel(
             self.viewer, lambda: self.image_combo.value, lambda: self.strokes_combo.value, self.show_message
         )

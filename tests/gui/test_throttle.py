@@ -1,13 +1,14 @@
-"""The dock's report throttle: the first value at once, then at most one a period, and never the last lost."""
+"""The dock's report throttle (superqt's ``qthrottled`` as the dock sets it up): the first value at once, then
+at most one a period, and never the last lost."""
 
 from __future__ import annotations
 
-from napari_unet._throttle import Throttled
+from superqt.utils import qthrottled
 
 
 def test_shows_the_first_at_once_and_the_latest_of_a_burst_later(qtbot):
     shown: list[int] = []
-    throttled = Throttled(shown.append, interval_ms=200)
+    throttled = qthrottled(shown.append, timeout=200, leading=True)
     for value in range(10):
         throttled(value)
     assert shown == [0]  # the burst waits for the interval to end
@@ -18,7 +19,7 @@ def test_shows_the_first_at_once_and_the_latest_of_a_burst_later(qtbot):
 
 def test_flush_shows_what_was_kept_back_now(qtbot):
     shown: list[str] = []
-    throttled = Throttled(shown.append, interval_ms=60_000)
+    throttled = qthrottled(shown.append, timeout=60_000, leading=True)
     throttled("first")
     throttled("second")
     throttled("last")
