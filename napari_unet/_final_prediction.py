@@ -5,6 +5,7 @@ trained box's part of the screen (where previews were) comes first, then the res
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
@@ -31,42 +32,56 @@ def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
     return tuple(grown)
 
 
-def _labels(model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device) -> np.ndarray:
-    """The model's labels of ``region``, predicted with context around it."""
+def _labels(
+    model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device, interrupted: Callable[[], bool]
+) -> np.ndarray:
+    """The model's labels of ``region``, predicted with context around it (``interrupted``: see
+    :func:`~napari_unet.core.infer.inference.chosen_probabilities`)."""
     from .core.infer.inference import chosen_probabilities, labels_from_probabilities
 
     grown = with_context(region, pixels.shape, model.dim)
     normalized = model.normalize(pixels.read(grown), ranges)
-    labels = labels_from_probabilities(chosen_probabilities(model, normalized, device=device))
+    labels = labels_from_probabilities(chosen_probabilities(model, normalized, interrupted=interrupted, device=device))
     return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
 
 
 def predict_regions(
-    model: Model, pixels: LayerPixels, trained_box: Box, visible: Box, rest: list[Box], threads: int
+    model: Model,
+    pixels: LayerPixels,
+    trained_box: Box,
+    visible: Box,
+    rest: list[Box],
+    threads: int,
+    interrupted: Callable[[], bool],
 ) -> Generator[tuple[Box, np.ndarray] | None, None, None]:
     """Worker thread: ``(region, labels)`` for the visible part of the trained box (the part previews
     covered: written whole, once all its pieces are done; None after each piece is a chance to quit), then
-    for each piece of the visible rest (a lazy image's, never previewed), then for each of ``rest``. A
-    plain function: napari's worker keeps a reference to it, which must not reach the layers."""
+    for each piece of the visible rest (a lazy image's, never previewed), then for each of ``rest``; ends
+    early, inside a piece, once ``interrupted`` says so (its memory is then freed before a new Train needs
+    it). A plain function: napari's worker keeps a reference to it, which must not reach the layers."""
     import torch
 
     from ._previews import pieces
     from .core.models.devices import resolve_device
+    from .core.train.features import Interrupted
 
     torch.set_num_threads(threads)  # per thread: this worker's own
     device = resolve_device("auto")
     ranges = model.intensity_ranges(pixels.read(trained_box))
     previewed, unseen = split_by_box(visible, trained_box)
     limit = PIECE_VOXELS_3D if model.dim == 3 else PIECE_VOXELS
-    if previewed is not None:
-        labels = np.empty([r.stop - r.start for r in previewed], np.uint8)
-        for piece in pieces(previewed, limit):
-            inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, previewed))
-            labels[inside] = _labels(model, pixels, piece, ranges, device)
-            yield None
-        yield previewed, labels
-    for region in [piece for part in unseen for piece in pieces(part, limit)] + rest:
-        yield region, _labels(model, pixels, region, ranges, device)
+    try:
+        if previewed is not None:
+            labels = np.empty([r.stop - r.start for r in previewed], np.uint8)
+            for piece in pieces(previewed, limit):
+                inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, previewed))
+                labels[inside] = _labels(model, pixels, piece, ranges, device, interrupted)
+                yield None
+            yield previewed, labels
+        for region in [piece for part in unseen for piece in pieces(part, limit)] + rest:
+            yield region, _labels(model, pixels, region, ranges, device, interrupted)
+    except Interrupted:
+        return
 
 
 class FinalPrediction:
@@ -90,6 +105,7 @@ class FinalPrediction:
         self.regions_done = 0
         self.done = False
         self._write = write
+        self._quitting = threading.Event()
         self.worker = create_worker(
             predict_regions,
             model,
@@ -98,6 +114,7 @@ class FinalPrediction:
             visible,
             rest,
             threads,
+            self._quitting.is_set,
             _start_thread=False,
             _ignore_errors=True,
         )
@@ -114,4 +131,6 @@ class FinalPrediction:
         self.done = True
 
     def quit(self) -> None:
+        """End the worker within a block of work (it does not finish the piece it is on)."""
+        self._quitting.set()
         self.worker.quit()

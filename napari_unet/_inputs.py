@@ -50,15 +50,16 @@ def training_box(strokes: np.ndarray, model_dim: int) -> Box:
     """The painted voxels' bounding box plus context: :data:`IN_PLANE_MARGIN` on the last two axes and
     :data:`ACROSS_MARGIN` on the others (none for a 2D model on a stack), within ``strokes.shape``.
     Nothing painted: the whole array (the trainer then says what to do)."""
+    from .core.train.holdout import painted_box
+
+    painted = painted_box(np.asarray(strokes))
+    if painted is None:
+        return whole(strokes.shape)
     box = []
-    for axis, size in enumerate(strokes.shape):
-        others = tuple(a for a in range(strokes.ndim) if a != axis)
-        painted = np.flatnonzero(strokes.any(axis=others))
-        if not len(painted):
-            return whole(strokes.shape)
+    for axis, (span, size) in enumerate(zip(painted, strokes.shape)):
         in_plane = axis >= strokes.ndim - 2
         margin = IN_PLANE_MARGIN if in_plane else (ACROSS_MARGIN if model_dim == 3 else 0)
-        box.append(slice(max(0, int(painted[0]) - margin), min(size, int(painted[-1]) + 1 + margin)))
+        box.append(slice(max(0, span.start - margin), min(size, span.stop + margin)))
     return tuple(box)
 
 

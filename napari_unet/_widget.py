@@ -249,9 +249,15 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
             self.model = model
             with self.pretrained_combo.changed.blocked():  # the current model is no longer the shipped one
                 self.pretrained_combo.value = NO_PRETRAINED
+            job = self.session.job
+            waiting = (
+                "; the strokes painted last (or outside the trained region) wait for the next Train"
+                if job.untrained_strokes or job.edits_outside
+                else ""
+            )
             self.show_message(
                 "training stopped: the mask on screen is the final model's (the rest of the image follows); "
-                "Save model keeps it, Train continues from it"
+                f"Save model keeps it, Train continues from it{waiting}"
             )
         self.session = None
         self.pause_button.setText("Pause")

@@ -83,12 +83,14 @@ class TrainingJob:
         self._intensity_probability = intensity_probability
         self.box: Box = whole(pixels.shape)  # what the trainer sees of the image (set in the worker)
         self.edits_outside = 0  # painted voxels outside ``box``: they wait for the next Train
+        self.untrained_strokes = False  # set at the end: strokes of the box the returned model was not fitted on
         self.preview_seconds = 0.0  # what the last preview cost the worker (read by the main thread)
         self.tuner: ThreadTuner | None = None
         self._strokes: np.ndarray | None = None
         self._unsent_since: float | None = None  # when edits arrived that the trainer has not seen
         self._last_sync = -float("inf")
         self.sync_seconds = 0.0  # what the last strokes update cost the trainer (the pixel classifier's refit)
+        self.refits_reported = 0  # strokes updates the trainer finished and reported on
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
     def send(self, message: Message | StrokeEdit | StrokesRefreshed) -> None:
@@ -151,11 +153,13 @@ class TrainingJob:
             try:
                 report = loop.send(received)
             except StopIteration as finished:
+                self.untrained_strokes = self._untrained(finished.value)
                 return finished.value
             took = time.perf_counter() - started
             synced = any(isinstance(message, NewAnnotations) for message in received or ())
             if synced:
                 self.sync_seconds = report.refit_seconds
+                self.refits_reported += 1
             if report.preview is not None:
                 self.preview_seconds = report.preview_seconds
                 region = shift(report.preview.region, self.box, inward=False)
@@ -164,6 +168,16 @@ class TrainingJob:
                 self.tuner.step_took(took)
             yield report
             received = self._receive(self._drain()) or None
+
+    def _untrained(self, model: Model | None) -> bool:
+        """Whether the strokes of the trained box differ from those ``model`` was last fitted on (painted
+        after the last refit, or during a refit that a Stop cut short)."""
+        from .core.train.run_record import painted_counts
+
+        if model is None or not model.config.history:
+            return False
+        painted = {str(value): count for value, count in painted_counts(self._strokes).items()}
+        return painted != model.config.history[-1]["painted_voxels"]
 
     def _drain(self) -> list[Any]:
         messages = []
@@ -176,7 +190,7 @@ class TrainingJob:
     def _receive(self, messages: list[Any]) -> list[Message]:
         """Apply stroke edits to the worker's copy; the trainer's messages (regions moved into the box),
         plus the box's strokes when edits are due: at most every :data:`STROKE_SYNC_S`, and so that the
-        refits they cause take about :data:`SYNC_SHARE` of the time."""
+        refits they cause take about :data:`SYNC_SHARE` of the time; none once Stop is pressed."""
         from .core.train.messages import NewAnnotations, PreviewRequest
 
         out: list[Message] = []
@@ -196,7 +210,8 @@ class TrainingJob:
             self._take_unpainted_changes()  # after the edits: the layer is the latest word
         now = time.perf_counter()
         due = now - self._last_sync >= max(STROKE_SYNC_S, self.sync_seconds / SYNC_SHARE)
-        if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due:
+        stopping = self._stopping.is_set()  # no refit then: the strokes wait in the layer for the next Train
+        if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due and not stopping:
             self._unsent_since, self._last_sync = None, now
             out.insert(0, NewAnnotations(self._strokes))
         return out

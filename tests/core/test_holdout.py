@@ -54,3 +54,22 @@ def test_scores_are_balanced_over_classes():
     labels = np.array([1, 1, 1, 2])
     probabilities = np.array([[0.9, 0.8, 0.4, 0.3], [0.1, 0.2, 0.6, 0.7]])
     assert held_out_score(probabilities, labels) == (2 / 3 + 1) / 2
+
+
+def test_the_split_depends_on_the_strokes_not_on_the_empty_image_around_them(nuclei_2d):
+    """Only the strokes' box is looked at; a shift along the chunk grid gives the same split, shifted."""
+    from napari_unet.core.train.holdout import PIECE_EDGE
+
+    strokes = nuclei_2d.strokes
+    offset = 3 * PIECE_EDGE
+    bigger = np.zeros((strokes.shape[0] + 2 * offset, strokes.shape[1] + offset), strokes.dtype)
+    bigger[offset:-offset, offset:] = strokes
+    split, shifted = split_strokes(strokes, 0), _check(bigger)
+    np.testing.assert_array_equal(shifted.training[offset:-offset, offset:], split.training)
+    rows, cols = np.unravel_index(split.voxels, strokes.shape)
+    np.testing.assert_array_equal(shifted.voxels, np.ravel_multi_index((rows + offset, cols + offset), bigger.shape))
+
+
+def test_nothing_painted_holds_nothing_out():
+    split = split_strokes(np.zeros((8, 8), np.uint8))
+    assert len(split.voxels) == 0 and not split.training.any()

@@ -9,6 +9,7 @@ import pytest
 
 from napari_unet.core.models.config import NormalizationConfig
 from napari_unet.core.models.normalization import normalize, percentile_ranges
+from napari_unet.core.train.features import features_per_channel
 from napari_unet.core.train.pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClassifierConfig
 
 
@@ -42,6 +43,18 @@ def test_chunks_and_regions_give_the_whole_image_result(nuclei_2d):
     np.testing.assert_allclose(chunked.probabilities(image), expected, atol=1e-6)
     region = (slice(30, 90), slice(50, 160))
     np.testing.assert_allclose(chunked.probabilities(image, region), expected[:, 30:90, 50:160], atol=1e-6)
+
+
+def test_features_of_a_few_voxels_are_those_of_the_whole_map(nuclei_2d, nuclei_3d):
+    """Only the painted voxels' box (with its halo) is filtered, with the same values as the whole image."""
+    from napari_unet.core.train.pixel_classifier import feature_map, features_at
+
+    for sample, dim, chunked in ((nuclei_2d, 2, 0), (nuclei_2d, 2, 10**9), (nuclei_3d, 3, 10**9), (nuclei_3d, 2, 0)):
+        image = _normalized(sample.image)
+        config = PixelClassifierConfig(sigma_max=2.0, chunk=40, whole_voxels=chunked)
+        voxels = np.flatnonzero(sample.strokes)[::7]
+        flat = feature_map(image, dim, config).reshape(-1, features_per_channel(dim, 1.0, 2.0))
+        np.testing.assert_allclose(features_at(image, voxels, dim, config), flat[voxels], atol=1e-5)
 
 
 def test_a_2d_classifier_on_a_stack_and_a_3d_one(nuclei_3d):

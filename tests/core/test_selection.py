@@ -57,6 +57,26 @@ def test_the_returned_model_predicts_its_chosen_candidate(trained, nuclei_2d):
     trained.config.selection = selection
 
 
+@pytest.mark.parametrize("chosen", [PIXEL_CLASSIFIER, UNET, BLEND])
+def test_a_prediction_of_any_candidate_stops_when_interrupted(trained, nuclei_2d, chosen):
+    """The dock's final prediction quits inside a piece: asked between tiles and the classifier's blocks."""
+    from napari_unet.core.infer.inference import chosen_probabilities
+    from napari_unet.core.train.features import Interrupted
+
+    selection = trained.config.selection
+    trained.config.selection = {**selection, "chosen": chosen}
+    image = trained.normalize(nuclei_2d.image[None])
+    asked = []
+    try:
+        with pytest.raises(Interrupted):
+            chosen_probabilities(trained, image, interrupted=lambda: asked.append(1) or True, device="cpu")
+        expected = chosen_probabilities(trained, image, device="cpu")
+        np.testing.assert_array_equal(chosen_probabilities(trained, image, interrupted=lambda: False), expected)
+    finally:
+        trained.config.selection = selection
+    assert len(asked) == 1
+
+
 def test_the_pixel_classifier_stays_unless_clearly_beaten_then_the_blend_goes_first():
     assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 1.0, BLEND: 1.0}) == PIXEL_CLASSIFIER
     assert best_candidate({PIXEL_CLASSIFIER: 0.9, UNET: 0.96, BLEND: 0.97}) == PIXEL_CLASSIFIER  # within the margin

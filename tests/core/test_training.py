@@ -91,6 +91,28 @@ def test_new_strokes_are_used_without_restarting(nuclei_2d, prefetch):
     loop.close()
 
 
+def test_a_stop_during_a_refit_ends_the_run_with_the_previous_fit(nuclei_2d):
+    """The refit hears the Stop (the caller's ``interrupted``) and gives up before changing anything: the
+    new class is not added, the classifier of the earlier strokes is kept, and the run ends."""
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes)
+    stopping = []
+    config = TrainConfig(steps=None, time_budget=None, **FAST)
+    loop = train_steps(model, image, strokes, config, interrupted=lambda: bool(stopping))
+    next(loop)
+    next(loop)
+    run = loop.gi_frame.f_locals["run"]
+    classifier, split = run.selection.classifier, run.selection.split
+    more = nuclei_2d.strokes.copy()
+    more[:3, :3] = 3
+    stopping.append(True)  # Stop pressed: the dock's event is set before its message arrives
+    with pytest.raises(StopIteration) as finished:
+        loop.send(NewAnnotations(more))
+    assert finished.value.value is model
+    assert model.num_classes == 2 and run.selection.classifier is classifier and run.selection.split is split
+    assert model.config.history[-1]["painted_voxels"].keys() == {"1", "2"}
+
+
 def test_bad_strokes_sent_during_training_are_refused(nuclei_2d):
     _, loop = _loop(nuclei_2d, steps=50)
     next(loop)

@@ -87,7 +87,25 @@ def test_painting_during_training_reaches_the_trainer(real_dock, qtbot):
     for y, x in np.argwhere((labels > 0) & (strokes.data == 0))[::97][:10]:
         strokes.paint((int(y), int(x)), 2)  # dabs on nuclei through the layer, as the brush does
     qtbot.waitUntil(lambda: not session.strokes_pending, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 3, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: session.job.refits_reported >= 1, timeout=TIMEOUT_MS)  # a Stop would cut the refit
     widget.stop()
     qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
     assert widget.model.config.history[-1]["painted_voxels"]["2"] > painted_before
+    assert "wait for the next Train" not in widget.message.text()
+
+
+def test_strokes_painted_just_before_stop_stay_and_the_dock_says_they_wait(real_dock, qtbot):
+    """Stop does not wait for a refit on the last dabs: they stay in the layer for the next Train."""
+    viewer, widget, labels = real_dock
+    strokes = viewer.layers["fluo strokes"]
+    widget.train()
+    qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
+    strokes.brush_size = 3
+    for y, x in np.argwhere((labels > 0) & (strokes.data == 0))[::97][:10]:
+        strokes.paint((int(y), int(x)), 2)
+    painted = int((strokes.data == 2).sum())
+    widget.stop()
+    qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
+    assert int((strokes.data == 2).sum()) == painted  # nothing lost
+    assert widget.model.config.history[-1]["painted_voxels"]["2"] < painted
+    assert "the strokes painted last (or outside the trained region) wait for the next Train" in widget.message.text()

@@ -57,3 +57,16 @@ def test_the_plan_alternates_screen_pieces_and_tiles_and_leaves_the_rest_for_aft
 def test_previews_take_a_bounded_share_of_the_time():
     assert interval(0.05) == 1.0  # cheap: once a second
     assert interval(2.0) == pytest.approx(8.0)  # costly: a quarter of the time at most
+
+
+def test_the_final_prediction_quits_inside_a_piece(nuclei_2d):
+    """A new Train quits the last final prediction: it ends at once, not after the piece it is on."""
+    from napari_unet._final_prediction import predict_regions
+    from napari_unet.core.api import train
+
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, time_budget=None, device="cpu", base_channels=4)
+    pixels = LayerPixels(nuclei_2d.image, rgb=False)
+    box = whole(nuclei_2d.image.shape)
+    done = list(predict_regions(model, pixels, box, box, [box], 1, interrupted=lambda: False))
+    assert [item[0] for item in done if item is not None] == [box, box]
+    assert list(predict_regions(model, pixels, box, box, [box], 1, interrupted=lambda: True)) == []

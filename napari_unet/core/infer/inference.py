@@ -15,6 +15,7 @@ from ..errors import UserInputError
 from ..models.devices import resolve_device
 from ..models.model import BLEND, PIXEL_CLASSIFIER, Model
 from ..models.precision import check_precision, precision_name, resolve_precision, use_fixed_shape_tuning
+from ..train.features import check
 from ..validation import as_channels_first, check_image_values, check_tiling
 from .prediction_checks import check_image_for_model, check_tile_memory
 from .predictor import tile_predictor
@@ -103,19 +104,27 @@ def chosen_probabilities(
     model: Model,
     image: np.ndarray,
     progress: Callable[[int, int], None] | None = None,
+    interrupted: Callable[[], bool] | None = None,
     **unet_settings,
 ) -> np.ndarray:
     """``(K, *spatial)`` probabilities of a normalised ``(C, *spatial)`` image from the model's chosen
     candidate (:attr:`Model.chosen`): its pixel classifier, its U-Net (:func:`predict_normalized`, which
-    takes ``unet_settings``) or their blend."""
+    takes ``unet_settings``) or their blend. ``interrupted`` is asked between tiles and the classifier's
+    blocks; when it says so, :class:`~napari_unet.core.train.features.Interrupted` is raised."""
     if model.chosen == PIXEL_CLASSIFIER:
-        probabilities = model.pixel_classifier.probabilities(image)
+        probabilities = model.pixel_classifier.probabilities(image, interrupted=interrupted)
         if progress is not None:
             progress(1, 1)
         return probabilities
-    probabilities = predict_normalized(model, image, progress=progress, **unet_settings)
+
+    def tiles_done(done: int, total: int) -> None:
+        check(interrupted)
+        if progress is not None:
+            progress(done, total)
+
+    probabilities = predict_normalized(model, image, progress=tiles_done, **unet_settings)
     if model.chosen == BLEND:
-        return model.combine(model.pixel_classifier.probabilities(image), probabilities)
+        return model.combine(model.pixel_classifier.probabilities(image, interrupted=interrupted), probabilities)
     return probabilities
 
 

@@ -51,11 +51,17 @@ def _pieces(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def split_strokes(
     annotations: np.ndarray, seed: int | None = 0, share: float = HELD_OUT_SHARE, gap: int = GAP
 ) -> StrokeSplit:
-    """Hold out about ``share`` of each class's painted voxels, in whole pieces, never a class's last piece."""
+    """Hold out about ``share`` of each class's painted voxels, in whole pieces, never a class's last piece.
+    Only the painted voxels' bounding box is looked at (its start on the :data:`PIECE_EDGE` grid, so the
+    pieces and the choice are those of the whole array): the cost follows the strokes, not the image."""
+    box = painted_box(annotations, PIECE_EDGE)
+    if box is None:
+        return StrokeSplit(annotations.copy(), np.zeros(0, np.intp), annotations.ravel()[:0])
+    painted = annotations[box]
     rng = np.random.default_rng(seed)
-    held = np.zeros(annotations.shape, bool)
-    for value in np.unique(annotations[annotations > 0]):
-        pieces, count = _pieces(annotations == value)
+    held = np.zeros(painted.shape, bool)
+    for value in np.unique(painted[painted > 0]):
+        pieces, count = _pieces(painted == value)
         if count < 2:
             continue
         sizes = np.bincount(pieces.ravel(), minlength=count + 1)[1:]
@@ -66,11 +72,25 @@ def split_strokes(
             chosen.append(piece + 1)
             taken += sizes[piece]
         held |= np.isin(pieces, chosen)
-    training = np.where(held, 0, annotations).astype(annotations.dtype)
-    near_training = ndi.distance_transform_cdt(training == 0, metric="chessboard") <= gap
-    scored = held & ~near_training
-    voxels = np.flatnonzero(scored)
+    training = annotations.copy()
+    training[box] = np.where(held, 0, painted)
+    near_training = ndi.distance_transform_cdt(training[box] == 0, metric="chessboard") <= gap
+    local = np.nonzero(held & ~near_training)
+    voxels = np.ravel_multi_index(tuple(i + b.start for i, b in zip(local, box)), annotations.shape)
     return StrokeSplit(training, voxels, annotations.ravel()[voxels])
+
+
+def painted_box(annotations: np.ndarray, grid: int = 1) -> tuple[slice, ...] | None:
+    """The bounding box of the painted (non-zero) voxels, its start rounded down to a multiple of
+    ``grid``; None when nothing is painted."""
+    box = []
+    for axis in range(annotations.ndim):
+        others = tuple(a for a in range(annotations.ndim) if a != axis)
+        painted = np.flatnonzero(annotations.any(axis=others))
+        if not len(painted):
+            return None
+        box.append(slice(int(painted[0]) // grid * grid, int(painted[-1]) + 1))
+    return tuple(box)
 
 
 def held_out_score(probabilities: np.ndarray, labels: np.ndarray) -> float | None:

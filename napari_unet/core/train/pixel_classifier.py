@@ -267,8 +267,8 @@ def features_at(
     config: PixelClassifierConfig,
     interrupted: Callable[[], bool] | None = None,
 ) -> np.ndarray:
-    """``(N, F)`` features of the voxels at flat indices ``voxels`` (only chunks holding one are computed);
-    ``interrupted`` as in :mod:`.features`."""
+    """``(N, F)`` features of the voxels at flat indices ``voxels``: per chunk that holds some, only over
+    their bounding box (with its halo), so the cost follows the strokes; ``interrupted`` as in :mod:`.features`."""
     spatial = normalized.shape[1:]
     coords = np.unravel_index(voxels, spatial)
     out: np.ndarray | None = None
@@ -278,8 +278,10 @@ def features_at(
             inside &= (coords[axis] >= b.start) & (coords[axis] < b.stop)
         if not inside.any():
             continue
-        features = _chunk_features(normalized, box, dim, config, interrupted=interrupted)
+        local = [c[inside] for c in coords]
+        around = tuple(slice(int(c.min()), int(c.max()) + 1) for c in local)
+        features = _chunk_features(normalized, around, dim, config, interrupted=interrupted)
         if out is None:
             out = np.empty((len(voxels), features.shape[-1]), np.float32)
-        out[inside] = features[tuple(c[inside] - b.start for c, b in zip(coords, box))]
+        out[inside] = features[tuple(c - a.start for c, a in zip(local, around))]
     return out if out is not None else np.zeros((0, 0), np.float32)

@@ -72,7 +72,7 @@ def history_entry(
 
 def painted_counts(annotations: np.ndarray) -> dict[int, int]:
     """Painted voxels per annotation value (training and held-out strokes together), as the record keeps them."""
-    counts = np.bincount(annotations.ravel())
+    counts = np.bincount(annotations[annotations > 0])  # painted voxels only: no int64 copy of a big image
     return {value: int(count) for value, count in enumerate(counts) if value and count}
 
 

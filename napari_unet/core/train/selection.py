@@ -20,7 +20,7 @@ from ..infer.predictor import tile_predictor
 from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from ..models.precision import resolve_precision
 from .features import Interrupted, check
-from .holdout import StrokeSplit, held_out_score, split_strokes
+from .holdout import held_out_score, split_strokes
 from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
@@ -54,28 +54,35 @@ class Selection:
             self._features = feature_map(normalized, model.dim, self.config, interrupted)
         self.update(annotations, seed, interrupted)
 
-    def update(self, annotations: np.ndarray, seed: int | None, interrupted: Callable[[], bool] | None = None) -> None:
-        """New strokes: split them, fit the pixel classifier, score it; the U-Net's score is stale.
-        ``interrupted``: see :mod:`.features` (only for the first fit: a refit is never left half done)."""
+    def update(
+        self,
+        annotations: np.ndarray,
+        seed: int | None,
+        interrupted: Callable[[], bool] | None = None,
+        num_classes: int | None = None,
+    ) -> None:
+        """New strokes: split them, fit the pixel classifier over ``num_classes`` classes (None: the model's)
+        and score it; the U-Net's score is stale. ``interrupted``: see :mod:`.features`; when it stops an
+        update, nothing has changed (the previous fit stays)."""
         model, config = self.model, self.config
-        self.split: StrokeSplit = split_strokes(annotations, seed)
-        voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), self.split.voxels)
+        split = split_strokes(annotations, seed)
+        voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), split.voxels)
         if self._features is not None:
             features = self._features.reshape(-1, self._features.shape[-1])[voxels]
         else:
             features = features_at(self.normalized, voxels, model.dim, config, interrupted)
         labels = annotations.ravel()[voxels]
-        training = self.split.training.ravel()[voxels] > 0
-        held = np.isin(voxels, self.split.voxels)
-        options = {"dim": model.dim, "num_classes": model.num_classes, "config": config}
+        training = split.training.ravel()[voxels] > 0
+        held = np.isin(voxels, split.voxels)
+        options = {"dim": model.dim, "num_classes": num_classes or model.num_classes, "config": config}
         check(interrupted)
-        self.classifier = PixelClassifier(features[labels > 0], labels[labels > 0], **options)
+        classifier = PixelClassifier(features[labels > 0], labels[labels > 0], **options)
         check(interrupted)
-        scored = PixelClassifier(features[training], labels[training], **options) if held.any() else self.classifier
+        scored = PixelClassifier(features[training], labels[training], **options) if held.any() else classifier
         check(interrupted)
-        self.forest_held = scored.probabilities_of(features[held])
-        self.held_labels = labels[held]
-        self.windows = held_out_windows(self.split.voxels, self.normalized.shape[1:], model.dim)
+        forest_held = scored.probabilities_of(features[held], interrupted)
+        self.split, self.classifier, self.forest_held, self.held_labels = split, classifier, forest_held, labels[held]
+        self.windows = held_out_windows(split.voxels, self.normalized.shape[1:], model.dim)
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
         self.scores[UNET] = self.scores[BLEND] = None
         self.chosen = PIXEL_CLASSIFIER
@@ -204,12 +211,15 @@ def best_candidate(scores: dict[str, float | None], guided: bool = False) -> str
 
 def held_out_windows(voxels: np.ndarray, spatial: tuple[int, ...], dim: int) -> list[tuple[slice, ...]]:
     """Boxes around groups of held-out voxels, with :data:`WINDOW_CONTEXT` voxels of context along the
-    model's axes (one plane along the others); nearby groups share a box."""
+    model's axes (one plane along the others); nearby groups share a box. Only the voxels' bounding box
+    plus that context is looked at."""
     if not len(voxels):
         return []
-    mask = np.zeros(spatial, bool)
-    mask.ravel()[voxels] = True
-    size = [1] * (len(spatial) - dim) + [2 * WINDOW_CONTEXT + 1] * dim
-    groups, _ = ndi.label(ndi.maximum_filter(mask, size=size), np.ones((3,) * len(spatial), bool))
+    reach = [0] * (len(spatial) - dim) + [WINDOW_CONTEXT] * dim
+    coords = np.unravel_index(voxels, spatial)
+    around = tuple(slice(max(0, c.min() - r), min(s, c.max() + 1 + r)) for c, r, s in zip(coords, reach, spatial))
+    mask = np.zeros([a.stop - a.start for a in around], bool)
+    mask[tuple(c - a.start for c, a in zip(coords, around))] = True
+    groups, _ = ndi.label(ndi.maximum_filter(mask, size=[2 * r + 1 for r in reach]), np.ones((3,) * len(spatial), bool))
     boxes = ndi.find_objects(groups)
-    return [tuple(slice(b.start, b.stop) for b in box) for box in boxes if box is not None]
+    return [tuple(slice(b.start + a.start, b.stop + a.start) for b, a in zip(box, around)) for box in boxes if box]

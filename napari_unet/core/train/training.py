@@ -113,11 +113,12 @@ class _Run:
         if prefetch:
             self.batches.start_prefetch(self.batch_size)
 
-    def _update_targets(self) -> None:
+    def _update_targets(self, interrupted: Callable[[], bool] | None = None) -> None:
         """Train on the training strokes, plus the pixel classifier's confident voxels as pseudo-labels
-        when ``pseudo_label_weight`` asks for them (see :mod:`.pseudo_labels`)."""
+        when ``pseudo_label_weight`` asks for them (see :mod:`.pseudo_labels`); ``interrupted`` as in
+        :mod:`.features`."""
         strokes = self.selection.split.training
-        probabilities, targets = self.selection.training_probabilities(), None
+        probabilities, targets = self.selection.training_probabilities(interrupted), None
         if probabilities is not None:
             confidence, veto = self.settings.pseudo_label_confidence, self.settings.start_veto
             targets = pseudo_targets(strokes, probabilities, confidence, self.start_background, veto)
@@ -310,17 +311,25 @@ class _Run:
         for message in received if isinstance(received, (list, tuple)) else [received]:
             self.receive(message)
 
+    def _take_strokes(self, annotations: np.ndarray) -> None:
+        """Refit on new strokes. ``interrupted`` may stop the refit (:class:`.features.Interrupted`) before
+        anything changed, or while the pseudo-labels are remade (the previous ones stay)."""
+        classes = max(self.model.num_classes, int(annotations.max()))
+        self.selection.update(annotations, self.settings.seed, self.interrupted, classes)
+        if classes > self.model.num_classes:  # a new class was painted: widen the output layer
+            self.model.grow_to(classes)
+            self._new_optimizer()
+        self.painted = painted_counts(annotations)
+        self._update_targets(self.interrupted)
+        self._weigh_region_term()
+
     def receive(self, message: Message | None) -> None:
         if isinstance(message, NewAnnotations):
             started = time.perf_counter()
-            annotations = check_annotations(np.array(message.annotations, copy=True), self.spatial)
-            if annotations.max() > self.model.num_classes:  # a new class was painted: widen the output layer
-                self.model.grow_to(int(annotations.max()))
-                self._new_optimizer()
-            self.selection.update(annotations, self.settings.seed)
-            self.painted = painted_counts(annotations)
-            self._update_targets()
-            self._weigh_region_term()
+            try:
+                self._take_strokes(check_annotations(np.array(message.annotations, copy=True), self.spatial))
+            except Interrupted:  # a Stop during the refit: the previous strokes' fit stays
+                self.stop_requested = True
             self.refit_seconds += time.perf_counter() - started
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
