@@ -140,7 +140,7 @@ def check_train_settings(settings: TrainConfig) -> None:
     if settings.learning_rate is not None:
         check_positive(settings.learning_rate, "learning_rate")
     check_positive(settings.smoothness_sigma, "smoothness_sigma")
-    for name in ("weight_decay", "smoothness_weight", "region_weight", "pseudo_label_weight"):
+    for name in ("weight_decay", "smoothness_weight", "region_weight", "pseudo_label_weight", "start_label_weight"):
         check_non_negative(getattr(settings, name), name)
     check_share(settings.elastic_probability, "elastic_probability")
     check_share(settings.pseudo_label_confidence, "pseudo_label_confidence")

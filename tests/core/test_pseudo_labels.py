@@ -7,9 +7,12 @@ import torch
 from napari_unet.core.train.losses import sparse_loss
 from napari_unet.core.train.pseudo_labels import (
     PSEUDO_OFFSET,
+    START_OFFSET,
     confident_labels,
     merged_targets,
+    pseudo_targets,
     split_targets,
+    start_contradicted,
     vetoed_by_start,
 )
 
@@ -24,14 +27,26 @@ def test_strokes_win_over_pseudo_labels_and_split_back():
     pseudo = np.array([[2, 2, 1, 0]], np.uint8)
     merged = merged_targets(strokes, pseudo)
     assert merged.tolist() == [[PSEUDO_OFFSET + 2, 1, 2, 0]]
-    painted, guessed = split_targets(torch.from_numpy(merged)[None])
+    painted, guessed, started = split_targets(torch.from_numpy(merged)[None])
     assert painted[0].tolist() == [[0, 1, 2, 0]]
     assert guessed[0].tolist() == [[2, 0, 0, 0]]
+    assert started[0].tolist() == [[0, 0, 0, 0]]
+
+
+def test_the_starts_labels_fill_in_only_where_strokes_and_classifier_say_nothing():
+    strokes = np.array([[0, 1, 0, 0, 0]], np.uint8)
+    classifier = np.array([[[0.9, 0.9, 0.5, 0.5, 0.5]], [[0.1, 0.1, 0.5, 0.5, 0.5]]], np.float32)
+    start = np.array([[[0.95, 0.95, 0.05, 0.6, 0.95]], [[0.05, 0.05, 0.95, 0.4, 0.05]]], np.float32)
+    merged = pseudo_targets(strokes, classifier, 0.8, start, veto=0.5, start_labels=True)
+    assert merged.tolist() == [[PSEUDO_OFFSET + 1, 1, START_OFFSET + 2, 0, START_OFFSET + 1]]
+    assert pseudo_targets(strokes, classifier, 0.8, start, veto=0.5).tolist() == [[PSEUDO_OFFSET + 1, 1, 0, 0, 0]]
+    _, _, started = split_targets(torch.from_numpy(merged)[None])
+    assert started[0].tolist() == [[0, 0, 2, 0, 1]]
 
 
 def test_too_many_classes_for_pseudo_labels_are_refused():
     with pytest.raises(ValueError, match="fewer than"):
-        merged_targets(np.full((2, 2), PSEUDO_OFFSET, np.uint8), np.zeros((2, 2), np.uint8))
+        merged_targets(np.full((2, 2), START_OFFSET, np.uint8), np.zeros((2, 2), np.uint8))
 
 
 def test_pseudo_labels_count_only_with_their_weight_and_pull_towards_their_class():
@@ -61,8 +76,22 @@ def test_only_a_trained_start_is_asked_for_its_background(nuclei_2d):
         model, strokes = prepare_model(image, nuclei_2d.strokes, init=init)
         run = _Run(model, image, strokes, TrainConfig(steps=1, device="cpu", seed=0, learning_rate=1e-3))
         run.begin()
-        assert (run.start_background is not None) == expect_map
+        assert (run.start_probabilities is not None) == expect_map
         if expect_map:
-            assert run.start_background.shape == image.shape[1:]
-            assert run.start_background.min() >= 0 and run.start_background.max() <= 1
+            assert run.start_probabilities.shape[1:] == image.shape[1:]
+            assert run.start_probabilities.min() >= 0 and run.start_probabilities.max() <= 1
         run.close()
+
+
+def test_the_starts_labels_do_not_fill_in_where_the_classifier_contradicts_its_objects():
+    """On brightfield the start paints whole cells, which the classifier confidently calls background."""
+    strokes = np.zeros((1, 6), np.uint8)
+    classifier = np.array([[[0.9, 0.9, 0.5, 0.5, 0.9, 0.5]], [[0.1, 0.1, 0.5, 0.5, 0.1, 0.5]]], np.float32)
+    start = np.array([[[0.05, 0.05, 0.05, 0.05, 0.95, 0.95]], [[0.95, 0.95, 0.95, 0.95, 0.05, 0.05]]], np.float32)
+    assert start_contradicted(confident_labels(classifier, 0.8), confident_labels(start, 0.8)) == 0.5
+    merged = pseudo_targets(strokes, classifier, 0.8, start, veto=0.5, start_labels=True)
+    assert merged.tolist() == [[PSEUDO_OFFSET + 1] * 2 + [0, 0, PSEUDO_OFFSET + 1, 0]]  # nothing fills in
+    trusted = start.copy()
+    trusted[:, 0, :2] = trusted[::-1, 0, :2]  # the start agrees with the classifier's background there
+    merged = pseudo_targets(strokes, classifier, 0.8, trusted, veto=0.5, start_labels=True)
+    assert merged.tolist() == [[PSEUDO_OFFSET + 1] * 2 + [START_OFFSET + 2] * 2 + [PSEUDO_OFFSET + 1, START_OFFSET + 1]]

@@ -50,8 +50,10 @@ class TrainConfig:
     weighs the pixel classifier's confident voxels (top probability ≥ ``pseudo_label_confidence``) as
     extra targets, which keeps the U-Net from growing objects into the unpainted band between strokes
     (0 turns it off; see :mod:`.pseudo_labels`), except object labels where a trained start's background
-    probability is at least ``start_veto``; ``uniform_patch_share`` places that share of each batch's
-    patches anywhere in the image rather than around strokes. ``batch_size`` None
+    probability is at least ``start_veto``; ``start_label_weight`` weighs a trained start's own confident
+    voxels where neither strokes nor classifier label one (unless the classifier contradicts the start's
+    objects; this keeps fine-tuning from unlearning the start). ``uniform_patch_share`` places that share
+    of each batch's patches anywhere in the image rather than around strokes. ``batch_size`` None
     means the default for the model (8 patches in 2D, 4 in 3D). With ``augment``, every batch is
     flipped and rotated, elastically deformed with ``elastic_probability``, and each patch gets random
     contrast, brightness and noise with ``intensity_probability`` (default 0: the fastest fit to the
@@ -73,6 +75,7 @@ class TrainConfig:
     pseudo_label_weight: float = 0.5  # the pixel classifier's confident voxels as targets (see .pseudo_labels)
     pseudo_label_confidence: float = 0.8  # ...where its top class probability is at least this
     start_veto: float = 0.5  # ...but no object label where a trained start's background probability is at least this
+    start_label_weight: float = 0.5  # a trained start's confident voxels as targets where the above label none
     uniform_patch_share: float = 0.0  # share of each batch's patches placed anywhere, not around strokes
     seed: int | None = None
     device: str = "auto"

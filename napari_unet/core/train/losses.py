@@ -156,13 +156,14 @@ def sparse_loss(
     region_weight: float = 0.0,
     region_block: Sequence[int] | None = None,
     pseudo_label_weight: float = 0.0,
+    start_label_weight: float = 0.0,
 ) -> torch.Tensor:
     """The training objective: masked cross-entropy + masked soft Dice on painted voxels, plus, when
     ``images`` are given, ``smoothness_weight`` × :func:`edge_aware_smoothness` and
     ``region_weight`` × :func:`region_fit` (class means over ``region_block`` boxes) over all voxels.
     ``annotations`` may carry pseudo-labels (see :mod:`.pseudo_labels`): ``pseudo_label_weight`` ×
-    :func:`pseudo_label_cross_entropy` on them."""
-    annotations, pseudo = split_targets(annotations)
+    :func:`pseudo_label_cross_entropy` on them, and a trained start's labels, ``start_label_weight`` × the same."""
+    annotations, pseudo, start = split_targets(annotations)
     one_hot = _painted_one_hot(annotations, logits.shape[1])
     probabilities = torch.softmax(logits.float(), dim=1)
     loss = masked_cross_entropy(logits, annotations, one_hot) + masked_soft_dice(
@@ -174,4 +175,6 @@ def sparse_loss(
         loss = loss + region_weight * region_fit(probabilities, images, region_block)
     if pseudo_label_weight > 0:
         loss = loss + pseudo_label_weight * pseudo_label_cross_entropy(logits, pseudo)
+    if start_label_weight > 0:
+        loss = loss + start_label_weight * pseudo_label_cross_entropy(logits, start)
     return loss

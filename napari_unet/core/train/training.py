@@ -88,7 +88,7 @@ class _Run:
         self.painted = painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self._weigh_region_term()
-        self.start_background: np.ndarray | None = None  # set in begin()
+        self.start_probabilities: np.ndarray | None = None  # set in begin()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.refit_seconds = self.preview_seconds = 0.0  # what strokes and previews cost since the last report
@@ -107,7 +107,7 @@ class _Run:
             self.stop_requested = True
             return
         self._new_optimizer()
-        self.start_background = self._start_background()
+        self.start_probabilities = self._start_probabilities()
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
@@ -121,16 +121,17 @@ class _Run:
         probabilities, targets = self.selection.training_probabilities(interrupted), None
         if probabilities is not None:
             confidence, veto = self.settings.pseudo_label_confidence, self.settings.start_veto
-            targets = pseudo_targets(strokes, probabilities, confidence, self.start_background, veto)
+            start, fill = self.start_probabilities, self.settings.start_label_weight > 0
+            targets = pseudo_targets(strokes, probabilities, confidence, start, veto, fill)
         self.sampler.update(strokes, targets)
 
-    def _start_background(self) -> np.ndarray | None:
-        """A trained start's background probability over the image, before any update (it vetoes the pixel
-        classifier's object pseudo-labels, see :mod:`.pseudo_labels`); None for a new network, or without
-        pseudo-labels."""
+    def _start_probabilities(self) -> np.ndarray | None:
+        """A trained start's ``(K, *spatial)`` probabilities over the image, before any update (its background
+        vetoes the pixel classifier's object pseudo-labels, see :mod:`.pseudo_labels`); None for a new network,
+        or without pseudo-labels."""
         if not self.model.config.history or self.selection.training_probabilities() is None:
             return None
-        return predict_normalized(self.model, self.normalized, device=self.device, precision=self.settings.precision)[0]
+        return predict_normalized(self.model, self.normalized, device=self.device, precision=self.settings.precision)
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
@@ -223,8 +224,9 @@ class _Run:
         with autocast(self.device, self.precision):
             logits = self.network(images)
         smoothness = self.settings.smoothness_weight, self.settings.smoothness_sigma
-        region, pseudo = (self.region_weight, self.region_block), self.settings.pseudo_label_weight
-        return sparse_loss(logits.float(), targets, images, *smoothness, *region, pseudo)
+        region = self.region_weight, self.region_block
+        pseudo = self.settings.pseudo_label_weight, self.settings.start_label_weight
+        return sparse_loss(logits.float(), targets, images, *smoothness, *region, *pseudo)
 
     def _fall_back_to_float32(self) -> None:
         """A non-finite loss or gradient in reduced precision: the rest of the run computes in float32."""
