@@ -15,7 +15,7 @@ from napari_unet.core.infer.zarr_output import predict_to_zarr
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from napari_unet.core.train.pixel_classifier import CLASSIFIER_FILE
-from napari_unet.core.train.selection import best_candidate
+from napari_unet.core.train.selection import MIN_LEAD_VOXELS, best_candidate, lead_in_voxels
 from napari_unet.core.train.training import train_steps
 
 TINY = {"base_channels": 4, "depth": 2, "device": "cpu", "seed": 0, "batch_size": 2}
@@ -45,7 +45,8 @@ def test_the_returned_model_predicts_its_chosen_candidate(trained, nuclei_2d):
     selection = trained.config.selection
     assert selection["chosen"] in (UNET, PIXEL_CLASSIFIER, BLEND) and selection["held_out_voxels"] > 0
     assert set(selection["held_out_accuracy"]) == {UNET, PIXEL_CLASSIFIER, BLEND}
-    assert selection["chosen"] == best_candidate(selection["held_out_accuracy"], guided=selection["pseudo_labels"])
+    lead = selection["classifier_lead_voxels"]
+    assert selection["chosen"] == best_candidate(selection["held_out_accuracy"], selection["pseudo_labels"], lead)
     image = trained.normalize(nuclei_2d.image[None])
     forest = trained.pixel_classifier.probabilities(image)
     unet = predict_normalized(trained, image)
@@ -91,6 +92,17 @@ def test_a_unet_guided_by_pseudo_labels_is_blended_in_unless_it_scores_clearly_w
     assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 0.9, BLEND: 0.985}, guided=True) == BLEND
     assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: 0.9, BLEND: 0.97}, guided=True) == PIXEL_CLASSIFIER
     assert best_candidate({PIXEL_CLASSIFIER: 1.0, UNET: None, BLEND: None}, guided=True) == PIXEL_CLASSIFIER
+    # a lead of a few held-out voxels is noise: the blend stays
+    assert best_candidate({PIXEL_CLASSIFIER: 0.97, UNET: 0.9, BLEND: 0.9}, guided=True, classifier_lead=2) == BLEND
+    lead = MIN_LEAD_VOXELS
+    assert best_candidate({PIXEL_CLASSIFIER: 0.97, UNET: 0.9, BLEND: 0.9}, True, lead) == PIXEL_CLASSIFIER
+
+
+def test_the_classifiers_lead_counts_the_voxels_only_it_gets_right():
+    labels = np.array([1, 1, 2, 2, 2])
+    first = np.array([[0.9, 0.9, 0.1, 0.1, 0.9], [0.1, 0.1, 0.9, 0.9, 0.1]])  # right, right, right, right, wrong
+    second = np.array([[0.1, 0.9, 0.9, 0.1, 0.1], [0.9, 0.1, 0.1, 0.9, 0.9]])  # wrong, right, wrong, right, right
+    assert lead_in_voxels(first, second, labels) == 1 and lead_in_voxels(second, first, labels) == -1
 
 
 @pytest.mark.parametrize("chosen", [PIXEL_CLASSIFIER, BLEND])
@@ -167,7 +179,8 @@ def test_the_unet_is_scored_on_held_out_strokes_only_once_trained_enough(nuclei_
     model = train(nuclei_2d.image, nuclei_2d.strokes, steps=10, time_budget=None, **TINY)
     accuracy = model.config.selection["held_out_accuracy"]
     assert all(0 <= accuracy[name] <= 1 for name in (PIXEL_CLASSIFIER, UNET, BLEND))
-    assert model.chosen == best_candidate(accuracy, guided=model.config.selection["pseudo_labels"])
+    record = model.config.selection
+    assert model.chosen == best_candidate(accuracy, record["pseudo_labels"], record["classifier_lead_voxels"])
 
 
 def test_an_interrupted_pseudo_label_map_is_made_again_on_the_next_call(nuclei_2d):

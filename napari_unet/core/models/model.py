@@ -47,8 +47,8 @@ class Model:
 
     @property
     def chosen(self) -> str:
-        """``"unet"``, ``"pixel classifier"`` or ``"blend"``: the candidate that scored best on the
-        held-out strokes (the U-Net for a model without a classifier)."""
+        """``"unet"``, ``"pixel classifier"`` or ``"blend"``: the candidate the held-out strokes chose (see
+        :func:`~napari_unet.core.train.selection.best_candidate`; the U-Net for a model without a classifier)."""
         if self.pixel_classifier is None or not self.config.selection:
             return UNET
         return self.config.selection["chosen"]

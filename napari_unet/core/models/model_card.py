@@ -75,8 +75,8 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
         "",
         f"Masks come from the **{selection['chosen']}**: of the pixel classifier (a random forest of "
         f"{settings.get('trees')} trees on multiscale features, {sigmas}, in `pixel_classifier.npz`), the U-Net "
-        f"and their blend (U-Net weight {selection['blend_weight']}), it scored "
-        f"best on {selection['held_out_voxels']} painted voxels held out from training (balanced accuracy: {scores}). "
+        f"and their blend (U-Net weight {selection['blend_weight']}), it was chosen on "
+        f"{selection['held_out_voxels']} painted voxels held out from training (balanced accuracy: {scores}). "
         "A bioimage.io export holds the U-Net only.",
         "",
     ]
