@@ -88,7 +88,7 @@ class FinalPrediction:
     """Predicts the ``visible`` region of ``pixels`` with ``model`` (in pieces, written together), then each
     box of ``rest``, in the background, normalised as in training (the percentiles of ``trained_box``);
     ``write(region, labels)`` runs on the main thread for each; torch uses ``threads`` (the count the
-    training worker found fastest). :meth:`quit` ends it between pieces."""
+    training worker found fastest). :meth:`quit` ends it within a block of work."""
 
     def __init__(
         self,

@@ -90,7 +90,7 @@ class TrainingJob:
         self._unsent_since: float | None = None  # when edits arrived that the trainer has not seen
         self._last_sync = -float("inf")
         self.sync_seconds = 0.0  # what the last strokes update cost the trainer (the pixel classifier's refit)
-        self.refits_reported = 0  # strokes updates the trainer finished and reported on
+        self.refits_sent = self.refits_reported = 0  # strokes updates sent to the trainer, and those it reported on
         self.worker = create_worker(self._run, _start_thread=False, _ignore_errors=True)
 
     def send(self, message: Message | StrokeEdit | StrokesRefreshed) -> None:
@@ -153,6 +153,7 @@ class TrainingJob:
             try:
                 report = loop.send(received)
             except StopIteration as finished:
+                self._receive(self._drain())  # edits painted just before Stop count as untrained too
                 self.untrained_strokes = self._untrained(finished.value)
                 return finished.value
             took = time.perf_counter() - started
@@ -176,6 +177,8 @@ class TrainingJob:
 
         if model is None or not model.config.history:
             return False
+        if self._unsent_since is not None:  # edits the trainer never saw
+            return True
         painted = {str(value): count for value, count in painted_counts(self._strokes).items()}
         return painted != model.config.history[-1]["painted_voxels"]
 
@@ -213,6 +216,7 @@ class TrainingJob:
         stopping = self._stopping.is_set()  # no refit then: the strokes wait in the layer for the next Train
         if self._unsent_since is not None and now - self._unsent_since >= STROKE_SYNC_S and due and not stopping:
             self._unsent_since, self._last_sync = None, now
+            self.refits_sent += 1
             out.insert(0, NewAnnotations(self._strokes))
         return out
 

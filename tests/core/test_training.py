@@ -110,6 +110,7 @@ def test_a_stop_during_a_refit_ends_the_run_with_the_previous_fit(nuclei_2d):
         loop.send(NewAnnotations(more))
     assert finished.value.value is model
     assert model.num_classes == 2 and run.selection.classifier is classifier and run.selection.split is split
+    assert run.stop_within == 0.0  # no end pass: the Stop's own message, with its deadline, was not read
     assert model.config.history[-1]["painted_voxels"].keys() == {"1", "2"}
 
 

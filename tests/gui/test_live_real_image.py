@@ -86,8 +86,8 @@ def test_painting_during_training_reaches_the_trainer(real_dock, qtbot):
     strokes.brush_size = 3
     for y, x in np.argwhere((labels > 0) & (strokes.data == 0))[::97][:10]:
         strokes.paint((int(y), int(x)), 2)  # dabs on nuclei through the layer, as the brush does
-    qtbot.waitUntil(lambda: not session.strokes_pending, timeout=TIMEOUT_MS)
-    qtbot.waitUntil(lambda: session.job.refits_reported >= 1, timeout=TIMEOUT_MS)  # a Stop would cut the refit
+    job = session.job  # every refit sent has been reported on (a Stop would cut a refit short)
+    qtbot.waitUntil(lambda: not session.strokes_pending and job.refits_reported == job.refits_sent, timeout=TIMEOUT_MS)
     widget.stop()
     qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
     assert widget.model.config.history[-1]["painted_voxels"]["2"] > painted_before

@@ -94,10 +94,13 @@ def test_undo_during_training_reaches_the_trainer(trainer, qtbot):
     qtbot.waitUntil(lambda: len(widget.loss_plot.losses) >= 2, timeout=TIMEOUT_MS)
     strokes.brush_size = 5
     strokes.paint((5, 5), 3)  # a new class...
-    qtbot.waitUntil(lambda: session.job.refits_reported == 1, timeout=TIMEOUT_MS)
+    job = session.job  # every refit sent has been reported on (a Stop would cut a refit short)
+    qtbot.waitUntil(lambda: not session.strokes_pending and job.refits_reported == job.refits_sent, timeout=TIMEOUT_MS)
     strokes.undo()  # ...taken back: napari redraws the layer without a paint event
     assert not (strokes.data == 3).any()
-    qtbot.waitUntil(lambda: session.job.refits_reported == 2, timeout=TIMEOUT_MS)  # a Stop would cut the refit
+    sent = job.refits_sent
+    qtbot.waitUntil(lambda: job.refits_sent > sent, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not session.strokes_pending and job.refits_reported == job.refits_sent, timeout=TIMEOUT_MS)
     _stop(qtbot, widget)
     assert widget.model.config.history[-1]["painted_voxels"].get("3", 0) == 0
 

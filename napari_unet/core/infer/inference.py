@@ -111,6 +111,7 @@ def chosen_probabilities(
     candidate (:attr:`Model.chosen`): its pixel classifier, its U-Net (:func:`predict_normalized`, which
     takes ``unet_settings``) or their blend. ``interrupted`` is asked between tiles and the classifier's
     blocks; when it says so, :class:`~napari_unet.core.train.features.Interrupted` is raised."""
+    check(interrupted)
     if model.chosen == PIXEL_CLASSIFIER:
         probabilities = model.pixel_classifier.probabilities(image, interrupted=interrupted)
         if progress is not None:

@@ -315,7 +315,8 @@ class _Run:
 
     def _take_strokes(self, annotations: np.ndarray) -> None:
         """Refit on new strokes. ``interrupted`` may stop the refit (:class:`.features.Interrupted`) before
-        anything changed, or while the pseudo-labels are remade (the previous ones stay)."""
+        anything changed, or while the pseudo-labels are remade: the classifier, the split and any new class
+        are then the new strokes', the training targets still the previous ones."""
         classes = max(self.model.num_classes, int(annotations.max()))
         self.selection.update(annotations, self.settings.seed, self.interrupted, classes)
         if classes > self.model.num_classes:  # a new class was painted: widen the output layer
@@ -330,8 +331,9 @@ class _Run:
             started = time.perf_counter()
             try:
                 self._take_strokes(check_annotations(np.array(message.annotations, copy=True), self.spatial))
-            except Interrupted:  # a Stop during the refit: the previous strokes' fit stays
-                self.stop_requested = True
+            except Interrupted:  # a Stop during the refit: the previous strokes' fit stays, and no end pass
+                self.stop_requested = True  # (the Stop's own message, with its deadline, has not arrived)
+                self.stop_within = 0.0 if self.stop_within is None else self.stop_within
             self.refit_seconds += time.perf_counter() - started
         elif isinstance(message, PreviewRequest):
             self.preview_region, self.preview_wanted = message.region, True
