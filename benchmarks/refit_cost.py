@@ -1,8 +1,10 @@
 """What new strokes cost the trainer on a big image: the first report (the pixel classifier's first fit)
-and the refit after a few dabs, on the GUI benchmark's 4096² uint16 image (strokes in its first 512² tile),
-through ``train_steps`` as the dock drives it. Prints JSON; run it at two commits to compare.
+and the refit after a few dabs, through ``train_steps`` as the dock drives it, on one of the GUI benchmark's
+images: the 4096² uint16 plane (strokes in its first 512² tile) or the 64×1024² zarr volume (the dock trains
+on the strokes' box plus its margin). Also the U-Net steps taken in the seconds after each refit. Prints JSON;
+run it at two commits to compare.
 
-    python benchmarks/refit_cost.py [--refits 3]
+    python benchmarks/refit_cost.py [--case large2d|zarr3d] [--refits 3]
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from gui_cases import large2d_case
+from gui_cases import Case, make_case
 
+from napari_unet._inputs import training_box, whole
 from napari_unet.core.api import prepare_model
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model_sources import AUTO
@@ -25,34 +30,52 @@ from napari_unet.core.train.training import train_steps
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=("large2d", "zarr3d"), default="large2d")
     parser.add_argument("--refits", type=int, default=3, help="refits timed, each after 25 more dabs of each class")
+    parser.add_argument("--after", type=float, default=3.0, help="seconds of training counted after each refit")
     args = parser.parse_args()
-    case = large2d_case(np.random.default_rng(0))
-    image = case.image[None]
-    model, strokes = prepare_model(image, case.strokes, init=AUTO)
+    with tempfile.TemporaryDirectory() as folder:
+        case = make_case(args.case, Path(folder))
+        result = {"benchmark": "refit_cost", "image": case.description, **_measure(case, args.refits, args.after)}
+    print(json.dumps(result))
+
+
+def _measure(case: Case, refits: int, after: float) -> dict:
+    """Train on the strokes' box as the dock does; time the first report and each refit, and count the U-Net
+    steps in the ``after`` seconds that follow each refit."""
+    dim = case.strokes.ndim
+    box = training_box(case.strokes, dim) if dim == 3 else whole(case.strokes.shape)  # as in the dock
+    image = np.asarray(case.image[box])[None]
+    strokes = case.strokes[box]
+    spacing = case.spacing if dim == 3 else None
+    model, strokes = prepare_model(image, strokes, dim=dim, spacing=spacing, init=AUTO)
     loop = train_steps(model, image, strokes, TrainConfig(steps=None, time_budget=None, seed=0))
     started = time.perf_counter()
     next(loop)
     first_report = time.perf_counter() - started
     for _ in range(3):  # the set-up (optimiser, pseudo-labels) and a few steps: not timed
         loop.send(None)
-    refits, painted = [], strokes.copy()
-    for refit in range(args.refits):
+    seconds, steps_after, painted = [], [], strokes.copy()
+    offsets = np.array([s.start for s in box])
+    for refit in range(refits):
         for value, voxels in case.targets.items():
-            chosen = voxels[refit * 25 : (refit + 1) * 25]
+            chosen = voxels[refit * 25 : (refit + 1) * 25] - offsets
             painted[tuple(chosen.T)] = value
         report = loop.send([NewAnnotations(painted.copy())])
-        refits.append(report.refit_seconds)
+        seconds.append(report.refit_seconds)
+        first_step, until = report.step, time.perf_counter() + after
+        while time.perf_counter() < until:
+            report = loop.send(None)
+        steps_after.append(report.step - first_step)
     loop.close()
-    result = {
-        "benchmark": "refit_cost",
-        "image": case.description,
+    return {
+        "box": [s.stop - s.start for s in box],
         "torch_threads": torch.get_num_threads(),
         "first_report_s": round(first_report, 3),
-        "refit_s": [round(seconds, 3) for seconds in refits],
-        "refit_median_s": round(statistics.median(refits), 3),
+        "refit_s": [round(s, 3) for s in seconds],
+        "refit_median_s": round(statistics.median(seconds), 3),
+        f"steps_in_{after:g}_s_after_refit": steps_after,
     }
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

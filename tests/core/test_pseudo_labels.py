@@ -8,6 +8,7 @@ from napari_unet.core.train.losses import sparse_loss
 from napari_unet.core.train.pseudo_labels import (
     PSEUDO_OFFSET,
     START_OFFSET,
+    StartLabels,
     confident_labels,
     merged_targets,
     pseudo_targets,
@@ -37,9 +38,10 @@ def test_the_starts_labels_fill_in_only_where_strokes_and_classifier_say_nothing
     strokes = np.array([[0, 1, 0, 0, 0]], np.uint8)
     classifier = np.array([[[0.9, 0.9, 0.5, 0.5, 0.5]], [[0.1, 0.1, 0.5, 0.5, 0.5]]], np.float32)
     start = np.array([[[0.95, 0.95, 0.05, 0.6, 0.95]], [[0.05, 0.05, 0.95, 0.4, 0.05]]], np.float32)
-    merged = pseudo_targets(strokes, classifier, 0.8, start, veto=0.5, start_labels=True)
+    start = StartLabels.of(start, confidence=0.8, veto=0.5)
+    merged = pseudo_targets(strokes, classifier, 0.8, start, fill=True)
     assert merged.tolist() == [[PSEUDO_OFFSET + 1, 1, START_OFFSET + 2, 0, START_OFFSET + 1]]
-    assert pseudo_targets(strokes, classifier, 0.8, start, veto=0.5).tolist() == [[PSEUDO_OFFSET + 1, 1, 0, 0, 0]]
+    assert pseudo_targets(strokes, classifier, 0.8, start).tolist() == [[PSEUDO_OFFSET + 1, 1, 0, 0, 0]]
     _, _, started = split_targets(torch.from_numpy(merged)[None])
     assert started[0].tolist() == [[0, 0, 2, 0, 1]]
 
@@ -63,7 +65,14 @@ def test_pseudo_labels_count_only_with_their_weight_and_pull_towards_their_class
 def test_a_trained_start_vetoes_object_pseudo_labels_where_it_is_sure_of_background():
     pseudo = np.array([[2, 2, 1, 0, 3]], np.uint8)
     start_background = np.array([[0.9, 0.5, 0.1, 0.9, 0.95]], np.float32)
-    assert vetoed_by_start(pseudo, start_background, 0.8).tolist() == [[0, 2, 1, 0, 0]]  # background labels stay
+    assert vetoed_by_start(pseudo, start_background >= 0.8).tolist() == [[0, 2, 1, 0, 0]]  # background labels stay
+
+
+def test_the_starts_labels_keep_its_veto_and_confident_labels_only():
+    probabilities = np.array([[[0.95, 0.6, 0.1]], [[0.05, 0.4, 0.9]]], np.float32)  # (K=2, 1, 3)
+    start = StartLabels.of(probabilities, confidence=0.8, veto=0.5)
+    assert start.vetoes.tolist() == [[True, True, False]]
+    assert start.confident.tolist() == [[1, 0, 2]] and start.confident.dtype == np.uint8
 
 
 def test_only_a_trained_start_is_asked_for_its_background(nuclei_2d):
@@ -76,10 +85,10 @@ def test_only_a_trained_start_is_asked_for_its_background(nuclei_2d):
         model, strokes = prepare_model(image, nuclei_2d.strokes, init=init)
         run = _Run(model, image, strokes, TrainConfig(steps=1, device="cpu", seed=0, learning_rate=1e-3))
         run.begin()
-        assert (run.start_probabilities is not None) == expect_map
+        assert (run.start is not None) == expect_map
         if expect_map:
-            assert run.start_probabilities.shape[1:] == image.shape[1:]
-            assert run.start_probabilities.min() >= 0 and run.start_probabilities.max() <= 1
+            assert run.start.vetoes.shape == run.start.confident.shape == image.shape[1:]
+            assert run.start.vetoes.any() and (run.start.confident == 2).any()
         run.close()
 
 
@@ -89,9 +98,9 @@ def test_the_starts_labels_do_not_fill_in_where_the_classifier_contradicts_its_o
     classifier = np.array([[[0.9, 0.9, 0.5, 0.5, 0.9, 0.5]], [[0.1, 0.1, 0.5, 0.5, 0.1, 0.5]]], np.float32)
     start = np.array([[[0.05, 0.05, 0.05, 0.05, 0.95, 0.95]], [[0.95, 0.95, 0.95, 0.95, 0.05, 0.05]]], np.float32)
     assert start_contradicted(confident_labels(classifier, 0.8), confident_labels(start, 0.8)) == 0.5
-    merged = pseudo_targets(strokes, classifier, 0.8, start, veto=0.5, start_labels=True)
+    merged = pseudo_targets(strokes, classifier, 0.8, StartLabels.of(start, 0.8, 0.5), fill=True)
     assert merged.tolist() == [[PSEUDO_OFFSET + 1] * 2 + [0, 0, PSEUDO_OFFSET + 1, 0]]  # nothing fills in
     trusted = start.copy()
     trusted[:, 0, :2] = trusted[::-1, 0, :2]  # the start agrees with the classifier's background there
-    merged = pseudo_targets(strokes, classifier, 0.8, trusted, veto=0.5, start_labels=True)
+    merged = pseudo_targets(strokes, classifier, 0.8, StartLabels.of(trusted, 0.8, 0.5), fill=True)
     assert merged.tolist() == [[PSEUDO_OFFSET + 1] * 2 + [START_OFFSET + 2] * 2 + [PSEUDO_OFFSET + 1, START_OFFSET + 1]]

@@ -22,8 +22,14 @@ Strokes and pseudo-labels travel as one uint8 map through sampling and augmentat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+from ..infer.inference import predict_normalized
+from ..models.config import TrainConfig
+from ..models.model import Model
 
 PSEUDO_OFFSET = 128
 START_OFFSET = 64
@@ -37,10 +43,33 @@ def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray
     return np.where(top >= confidence, probabilities.argmax(0) + 1, 0).astype(np.uint8)
 
 
-def vetoed_by_start(pseudo: np.ndarray, start_background: np.ndarray, confidence: float) -> np.ndarray:
+@dataclass(frozen=True)
+class StartLabels:
+    """What a trained start says before any update, as two ``spatial`` maps (K times less memory than its
+    ``(K, *spatial)`` probabilities): ``vetoes`` (bool) where its background probability reaches the veto,
+    ``confident`` (uint8) its class value ``1..K`` where its top probability reaches the confidence, else 0."""
+
+    vetoes: np.ndarray
+    confident: np.ndarray
+
+    @classmethod
+    def of(cls, probabilities: np.ndarray, confidence: float, veto: float) -> StartLabels:
+        """From ``(K, *spatial)`` probabilities."""
+        return cls(probabilities[0] >= veto, confident_labels(probabilities, confidence))
+
+
+def start_labels(model: Model, normalized: np.ndarray, settings: TrainConfig, device) -> StartLabels | None:
+    """A trained start's :class:`StartLabels` over the ``(C, *spatial)`` image; None for a new network."""
+    if not model.config.history:
+        return None
+    probabilities = predict_normalized(model, normalized, device=device, precision=settings.precision)
+    return StartLabels.of(probabilities, settings.pseudo_label_confidence, settings.start_veto)
+
+
+def vetoed_by_start(pseudo: np.ndarray, vetoes: np.ndarray) -> np.ndarray:
     """``pseudo`` labels (``spatial`` uint8, 1 = background) without the object labels (2..K) where a trained
-    start's background probability ``start_background`` (``spatial``) is at least ``confidence``."""
-    return np.where((pseudo > 1) & (start_background >= confidence), 0, pseudo).astype(np.uint8)
+    start ``vetoes`` them (``spatial`` bool: it is sure of background there)."""
+    return np.where((pseudo > 1) & vetoes, 0, pseudo).astype(np.uint8)
 
 
 def merged_targets(strokes: np.ndarray, pseudo: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
@@ -58,22 +87,19 @@ def pseudo_targets(
     strokes: np.ndarray,
     probabilities: np.ndarray,
     confidence: float,
-    start: np.ndarray | None,
-    veto: float,
-    start_labels: bool = False,
+    start: StartLabels | None,
+    fill: bool = False,
 ) -> np.ndarray:
     """The strokes plus the classifier's ``(K, *spatial)`` confident voxels as one map (:func:`merged_targets`),
-    less the object labels where a trained start's background probability (``start[0]``; ``start`` is its
-    ``(K, *spatial)`` probabilities, None for a new network) is at least ``veto``; with ``start_labels``, the
-    start's confident voxels where neither strokes nor classifier label one."""
+    less the object labels that a trained ``start`` vetoes (None for a new network); with ``fill``, the start's
+    confident voxels where neither strokes nor classifier label one, unless the classifier contradicts them."""
     pseudo = confident_labels(probabilities, confidence)
-    fill = None
+    filling = None
     if start is not None:
-        if start_labels:
-            fill = confident_labels(start, confidence)
-            fill = None if start_contradicted(pseudo, fill) > MAX_CONTRADICTED else fill
-        pseudo = vetoed_by_start(pseudo, start[0], veto)
-    return merged_targets(strokes, pseudo, fill)
+        if fill and start_contradicted(pseudo, start.confident) <= MAX_CONTRADICTED:
+            filling = start.confident
+        pseudo = vetoed_by_start(pseudo, start.vetoes)
+    return merged_targets(strokes, pseudo, filling)
 
 
 def start_contradicted(pseudo: np.ndarray, start: np.ndarray) -> float:

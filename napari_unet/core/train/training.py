@@ -17,7 +17,6 @@ import torch
 from torch.optim.swa_utils import update_bn
 
 from ..errors import UserInputError
-from ..infer.inference import predict_normalized
 from ..models.config import TrainConfig
 from ..models.devices import resolve_device
 from ..models.model import Model
@@ -28,7 +27,7 @@ from .features import Interrupted
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .patch_plan import default_batch_size, default_patch_size, region_block
-from .pseudo_labels import pseudo_targets
+from .pseudo_labels import StartLabels, pseudo_targets, start_labels
 from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry, keep_run, painted_counts
 from .sampling import PatchSampler
@@ -88,7 +87,7 @@ class _Run:
         self.painted = painted_counts(annotations)
         self.scored_at, self.scoring = -math.inf, 0.0  # when the U-Net was last scored, and what it took
         self._weigh_region_term()
-        self.start_probabilities: np.ndarray | None = None  # set in begin()
+        self.start: StartLabels | None = None  # set in begin()
         self.preview_region: tuple[slice, ...] | None = None
         self.preview_wanted = self.stop_requested = False
         self.refit_seconds = self.preview_seconds = 0.0  # what strokes and previews cost since the last report
@@ -107,7 +106,8 @@ class _Run:
             self.stop_requested = True
             return
         self._new_optimizer()
-        self.start_probabilities = self._start_probabilities()
+        if self.selection.training_probabilities() is not None:  # what a trained start knew, for pseudo-labels
+            self.start = start_labels(self.model, self.normalized, self.settings, self.device)
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
@@ -120,18 +120,9 @@ class _Run:
         strokes = self.selection.split.training
         probabilities, targets = self.selection.training_probabilities(interrupted), None
         if probabilities is not None:
-            confidence, veto = self.settings.pseudo_label_confidence, self.settings.start_veto
-            start, fill = self.start_probabilities, self.settings.start_label_weight > 0
-            targets = pseudo_targets(strokes, probabilities, confidence, start, veto, fill)
+            confidence, fill = self.settings.pseudo_label_confidence, self.settings.start_label_weight > 0
+            targets = pseudo_targets(strokes, probabilities, confidence, self.start, fill)
         self.sampler.update(strokes, targets)
-
-    def _start_probabilities(self) -> np.ndarray | None:
-        """A trained start's ``(K, *spatial)`` probabilities over the image, before any update (its background
-        vetoes the pixel classifier's object pseudo-labels, see :mod:`.pseudo_labels`); None for a new network,
-        or without pseudo-labels."""
-        if not self.model.config.history or self.selection.training_probabilities() is None:
-            return None
-        return predict_normalized(self.model, self.normalized, device=self.device, precision=self.settings.precision)
 
     def _weigh_region_term(self) -> None:
         """The region term's weight for the current strokes (see :mod:`.region_prior`)."""
