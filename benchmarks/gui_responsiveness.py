@@ -217,9 +217,10 @@ def _record_step(steps: list[int], report) -> None:
     steps.append(report.step)
 
 
-def more_stops(app, widget, count: int) -> list[float]:
-    """``count`` more Train → Stop cycles, Stop pressed while a preview is on its way (when it comes)."""
-    latencies = []
+def more_stops(app, widget, count: int, memory: MemoryPeak) -> tuple[list[float], list[int]]:
+    """``count`` more Train → Stop cycles, Stop pressed while a preview is on its way (when it comes); the
+    seconds from each Stop until the worker finished, and the peak memory growth (MB) by the end of each."""
+    latencies, peaks = [], []
     for _ in range(count):
         widget.train()
         session = widget.session
@@ -230,7 +231,8 @@ def more_stops(app, widget, count: int) -> list[float]:
             app.processEvents()
             time.sleep(0.001)
         latencies.append(stop_and_wait(app, widget, final_too=False)[0])
-    return latencies
+        peaks.append(round((memory.peak - memory.start_rss) / 2**20))
+    return latencies, peaks
 
 
 def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> dict:
@@ -247,8 +249,11 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         probe.timer.start()
         memory.start()
         result = train_and_paint(app, viewer, widget, strokes, case, seconds, screenshot)
+        painting_peak = memory.peak
         stop_s, final_shown_s = stop_and_wait(app, widget)
-        latencies = [stop_s, *more_stops(app, widget, stops - 1)]
+        first_stop_peak = memory.peak
+        more, peaks = more_stops(app, widget, stops - 1, memory)
+        latencies = [stop_s, *more]
         probe.timer.stop()
         memory.stop()
         history = widget.model.config.history[-1]
@@ -267,6 +272,9 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
                 "stop_p95_s": round(float(np.percentile(latencies, 95)), 3),
                 "stop_to_final_mask_on_screen_s": _round(final_shown_s),
                 "peak_rss_growth_mb": round((memory.peak - memory.start_rss) / 2**20),
+                "peak_rss_growth_while_painting_mb": round((painting_peak - memory.start_rss) / 2**20),
+                "peak_rss_growth_to_first_final_mask_mb": round((first_stop_peak - memory.start_rss) / 2**20),
+                "peak_rss_growth_by_later_cycle_mb": peaks,
                 "painted_voxels_trained_on": history["painted_voxels"],
                 "held_out_voxels": history["held_out_voxels"],
             }

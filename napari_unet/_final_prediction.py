@@ -6,7 +6,8 @@ trained box's part of the screen (where previews were) comes first, then the res
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,17 +33,37 @@ def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
     return tuple(grown)
 
 
+@contextmanager
+def _busy(idle: threading.Event | None) -> Iterator[None]:
+    """``idle`` is clear while a piece is predicted: its features and activations are GBs on a 3D piece."""
+    if idle is not None:
+        idle.clear()
+    try:
+        yield
+    finally:
+        if idle is not None:
+            idle.set()
+
+
 def _labels(
-    model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device, interrupted: Callable[[], bool]
+    model: Model,
+    pixels: LayerPixels,
+    region: Box,
+    ranges: list[list[float]],
+    device,
+    interrupted: Callable[[], bool],
+    idle: threading.Event | None = None,
 ) -> np.ndarray:
     """The model's labels of ``region``, predicted with context around it (``interrupted``: see
-    :func:`~napari_unet.core.infer.inference.chosen_probabilities`)."""
+    :func:`~napari_unet.core.infer.inference.chosen_probabilities`; ``idle``: see :func:`_busy`)."""
     from .core.infer.inference import chosen_probabilities, labels_from_probabilities
 
-    grown = with_context(region, pixels.shape, model.dim)
-    normalized = model.normalize(pixels.read(grown), ranges)
-    labels = labels_from_probabilities(chosen_probabilities(model, normalized, interrupted=interrupted, device=device))
-    return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
+    with _busy(idle):
+        grown = with_context(region, pixels.shape, model.dim)
+        normalized = model.normalize(pixels.read(grown), ranges)
+        probabilities = chosen_probabilities(model, normalized, interrupted=interrupted, device=device)
+        labels = labels_from_probabilities(probabilities)
+        return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
 
 
 def predict_regions(
@@ -53,15 +74,18 @@ def predict_regions(
     rest: list[Box],
     threads: int,
     interrupted: Callable[[], bool],
+    idle: threading.Event | None = None,
 ) -> Generator[tuple[Box, np.ndarray] | None, None, None]:
     """Worker thread: ``(region, labels)`` for the visible part of the trained box (the part previews
     covered: written whole, once all its pieces are done; None after each piece is a chance to quit), then
     for each piece of the visible rest (a lazy image's, never previewed), then for each of ``rest``; ends
-    early, inside a piece, once ``interrupted`` says so (its memory is then freed before a new Train needs
-    it). A plain function: napari's worker keeps a reference to it, which must not reach the layers."""
+    early, inside a piece, once ``interrupted`` says so. ``idle`` is clear while a piece is predicted (a new
+    Train waits for it to be set, see :class:`~._worker.TrainingJob`). A plain function: napari's worker keeps
+    a reference to it, which must not reach the layers."""
     import torch
 
     from ._previews import pieces
+    from .core.memory import release_freed_memory
     from .core.models.devices import resolve_device
     from .core.train.features import Interrupted
 
@@ -75,20 +99,23 @@ def predict_regions(
             labels = np.empty([r.stop - r.start for r in previewed], np.uint8)
             for piece in pieces(previewed, limit):
                 inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, previewed))
-                labels[inside] = _labels(model, pixels, piece, ranges, device, interrupted)
+                labels[inside] = _labels(model, pixels, piece, ranges, device, interrupted, idle)
                 yield None
             yield previewed, labels
         for region in [piece for part in unseen for piece in pieces(part, limit)] + rest:
-            yield region, _labels(model, pixels, region, ranges, device, interrupted)
+            yield region, _labels(model, pixels, region, ranges, device, interrupted, idle)
     except Interrupted:
         return
+    finally:
+        release_freed_memory()  # a 3D piece's GBs, before the next Train needs them (see core.memory)
 
 
 class FinalPrediction:
     """Predicts the ``visible`` region of ``pixels`` with ``model`` (in pieces, written together), then each
     box of ``rest``, in the background, normalised as in training (the percentiles of ``trained_box``);
     ``write(region, labels)`` runs on the main thread for each; torch uses ``threads`` (the count the
-    training worker found fastest). :meth:`quit` ends it within a block of work."""
+    training worker found fastest). :meth:`quit` ends it within a block of work. :attr:`idle` is set while
+    no piece is being predicted (and once it ended)."""
 
     def __init__(
         self,
@@ -106,6 +133,8 @@ class FinalPrediction:
         self.done = False
         self._write = write
         self._quitting = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
         self.worker = create_worker(
             predict_regions,
             model,
@@ -115,6 +144,7 @@ class FinalPrediction:
             rest,
             threads,
             self._quitting.is_set,
+            self.idle,
             _start_thread=False,
             _ignore_errors=True,
         )

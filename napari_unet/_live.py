@@ -17,6 +17,8 @@ from ._previews import PreviewPlan, interval
 from ._worker import StrokeEdit, StrokesRefreshed, TrainingJob
 
 if TYPE_CHECKING:
+    import threading
+
     import napari
     from napari.layers import Image, Labels
 
@@ -43,7 +45,8 @@ class LiveSession:
 
     The worker reads the layers' arrays when it starts. ``on_report(report)``, ``on_message(text)``
     and ``on_finished(model_or_None)`` let the dock show progress; after a model comes back,
-    :attr:`final` predicts it on screen (then the rest of an image held in memory).
+    :attr:`final` predicts it on screen (then the rest of an image held in memory). The worker starts once
+    ``after`` is set (the previous run's final prediction predicts no more pieces).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class LiveSession:
         on_report: Callable[[Report], None],
         on_message: Callable[[str], None],
         on_finished: Callable[[Model | None], None],
+        after: threading.Event | None = None,
     ) -> None:
         self.viewer = viewer
         self.image_layer: Image | None = image
@@ -78,6 +82,7 @@ class LiveSession:
             init=init,
             image_name=image.name,
             intensity_probability=intensity_probability,
+            after=after,
         )
         self.plan = PreviewPlan(self.shape, self.model_dim)
         self.last_preview = time.perf_counter() - 1e9

@@ -30,6 +30,8 @@ from ._predict_action import PredictAction
 from ._suggestions import SuggestionsPanel
 
 if TYPE_CHECKING:
+    import threading
+
     import napari
 
     from ._live import LiveSession
@@ -201,7 +203,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         if init is not None and dim is not None and dim != init.dim:
             init = None  # the user asked for another kind of network: start afresh
             note = f" (a new {dim}D network: the current model is {self.model.dim}D)"
-        self._quit_final_prediction()
+        previous = self._quit_final_prediction()
         try:
             self.session = LiveSession(
                 self.viewer,
@@ -213,6 +215,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
                 on_report=self._on_report,
                 on_message=self.show_message,
                 on_finished=self._on_finished,
+                after=previous,
             )
         except UserInputError as error:
             self.show_message(str(error))
@@ -352,11 +355,14 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
     def final_prediction(self, value) -> None:
         self._running["final"] = value
 
-    def _quit_final_prediction(self) -> None:
-        """Another run starts: the final prediction's remaining tiles would overwrite it."""
-        if self.final_prediction is not None:
-            self.final_prediction.quit()
+    def _quit_final_prediction(self) -> threading.Event | None:
+        """Another run starts: the final prediction's remaining tiles would overwrite it. Returns the event
+        set once it predicts no more pieces (None when none ran)."""
+        final = self.final_prediction
+        if final is not None:
+            final.quit()
         self.final_prediction = None
+        return None if final is None else final.idle
 
     @property
     def predict_worker(self):

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from .core.train.messages import Message, Report
 
 STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
-FIRST_TIMED_STEP = 3  # earlier reports include the set-up (optimiser, pseudo-labels): not timed
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
+FIRST_TIMED_STEP = 3  # earlier reports include the set-up (optimiser, pseudo-labels): not timed
+AFTER_POLL_S = 0.05  # how often a worker waiting for the previous final prediction's piece hears Stop
 STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
 
@@ -56,8 +57,10 @@ class TrainingJob:
     ``pixels`` is the image as stored (see :class:`LayerPixels`), ``strokes`` the live spatial strokes
     array (0/1/2..K), copied in the worker; a lazy image is trained on the strokes' box plus context
     (:func:`training_box`), read in the worker. ``intensity_probability`` as in
-    :class:`~napari_unet.core.models.config.TrainConfig`. Use :meth:`send` for preview requests and
-    :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned`` signal then carries the model).
+    :class:`~napari_unet.core.models.config.TrainConfig`. The worker reads nothing before ``after`` is set
+    (the previous run's final prediction predicts no more pieces; a Stop meanwhile returns None). Use
+    :meth:`send` for preview requests and :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned``
+    signal then carries the model).
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class TrainingJob:
         device: str = "auto",
         image_name: str | None = None,
         intensity_probability: float = 0.0,
+        after: threading.Event | None = None,
     ) -> None:
         from napari.qt.threading import create_worker
 
@@ -81,6 +85,7 @@ class TrainingJob:
         self._model_dim = dim or (init.dim if init is not None else min(len(pixels.shape), 3))
         self._device, self._image_name = device, image_name
         self._intensity_probability = intensity_probability
+        self._after = after
         self.box: Box = whole(pixels.shape)  # what the trainer sees of the image (set in the worker)
         self.edits_outside = 0  # painted voxels outside ``box``: they wait for the next Train
         self.untrained_strokes = False  # set at the end: strokes of the box the returned model was not fitted on
@@ -106,11 +111,16 @@ class TrainingJob:
         self.send(StopTraining(within=STOP_WITHIN_S))
 
     def _run(self) -> Generator[Report, None, Model | None]:
-        """The worker thread's generator: build the model, then relay reports and queued messages."""
+        """The worker thread's generator: build the model, then relay reports and queued messages; at the
+        end, what the run freed goes back to the system (see :func:`~.core.memory.release_freed_memory`)."""
+        from .core.memory import release_freed_memory
+
         try:
             return (yield from self._train())
         except RuntimeError as error:
             raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
+        finally:
+            release_freed_memory()
 
     def _read_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(C, *box)`` pixels and the strokes of the box (worker thread)."""
@@ -126,6 +136,9 @@ class TrainingJob:
         from .core.models.model_sources import AUTO
         from .core.train.training import train_steps
 
+        while self._after is not None and not self._after.wait(AFTER_POLL_S):  # not two 3D runs' memory at once
+            if self._stopping.is_set():  # (the previous final prediction quits within a piece)
+                return None
         self.tuner = ThreadTuner()  # sets this thread's torch threads
         image, strokes = self._read_inputs()
         options = self._options

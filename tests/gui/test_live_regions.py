@@ -70,3 +70,54 @@ def test_the_final_prediction_quits_inside_a_piece(nuclei_2d):
     done = list(predict_regions(model, pixels, box, box, [box], 1, interrupted=lambda: False))
     assert [item[0] for item in done if item is not None] == [box, box]
     assert list(predict_regions(model, pixels, box, box, [box], 1, interrupted=lambda: True)) == []
+
+
+def test_the_final_prediction_is_busy_only_inside_a_piece(nuclei_2d):
+    """A new Train waits while a piece is predicted (GBs on a 3D piece), not between pieces."""
+    import threading
+
+    from napari_unet._final_prediction import predict_regions
+    from napari_unet.core.api import train
+
+    model = train(nuclei_2d.image, nuclei_2d.strokes, steps=1, time_budget=None, device="cpu", base_channels=4)
+    pixels = LayerPixels(nuclei_2d.image, rgb=False)
+    box = whole(nuclei_2d.image.shape)
+    idle = threading.Event()
+    idle.set()
+    seen_inside: list[bool] = []
+
+    def interrupted() -> bool:  # asked inside each piece
+        seen_inside.append(idle.is_set())
+        return False
+
+    for _ in predict_regions(model, pixels, box, box, [box], 1, interrupted, idle):
+        assert idle.is_set()  # between pieces
+    assert seen_inside and not any(seen_inside)
+    assert list(predict_regions(model, pixels, box, box, [box], 1, lambda: True, idle)) == []
+    assert idle.is_set()  # quit inside a piece: idle again
+
+
+def test_a_new_training_waits_for_the_last_final_prediction(qtbot, nuclei_2d):
+    """The worker reads nothing until ``after`` is set, and a Stop meanwhile ends it with no model."""
+    import threading
+
+    from napari_unet._worker import TrainingJob
+
+    pixels = LayerPixels(nuclei_2d.image, rgb=False)
+    for stop_first in (True, False):
+        after = threading.Event()
+        job = TrainingJob(pixels, nuclei_2d.strokes, dim=2, spacing=None, init=None, device="cpu", after=after)
+        reports, returned = [], []
+        job.worker.yielded.connect(reports.append)
+        job.worker.returned.connect(returned.append)
+        job.worker.start()
+        qtbot.wait(300)
+        assert not reports and job.tuner is None  # waiting: nothing read, nothing set up
+        if stop_first:
+            job.stop()
+        else:
+            after.set()
+            qtbot.waitUntil(lambda: len(reports) >= 1, timeout=60_000)
+            job.stop()
+        qtbot.waitUntil(lambda: len(returned) == 1, timeout=60_000)
+        assert (returned[0] is None) == stop_first
