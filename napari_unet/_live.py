@@ -100,6 +100,8 @@ class LiveSession:
         strokes.events.paint.connect(self._on_strokes_painted)
         strokes.events.set_data.connect(self._on_strokes_refreshed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
+        self._made_layer = self.prediction_name not in viewer.layers  # removed again if the run shows nothing
+        self._layer(live=True)  # now, before the worker competes for the GIL: adding a layer takes napari 0.15 s
         worker.start()
 
     # ---- control ------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class LiveSession:
     def _on_returned(self, model: Model | None) -> None:
         self._disconnect()
         if model is None:  # stopped while the first mask was being made
+            self._remove_unused_layer()
             self.on_message("training stopped before the first mask: nothing was trained")
             self.on_finished(None)
             return
@@ -179,6 +182,7 @@ class LiveSession:
 
     def _on_error(self, error: Exception) -> None:
         self._disconnect()
+        self._remove_unused_layer()
         self.on_message(f"training stopped: {error}")
         self.on_finished(None)
 
@@ -189,6 +193,12 @@ class LiveSession:
         if self._prediction is not None:
             self._prediction.events.paint.disconnect(self._on_prediction_painted)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+
+    def _remove_unused_layer(self) -> None:
+        """A run that showed no mask removes the (empty) prediction layer it made."""
+        layer = self._prediction
+        if self._made_layer and not self.previews_shown and layer is not None and layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
 
     # ---- previews -----------------------------------------------------------------------------
     def _visible(self) -> Box | None:
