@@ -34,6 +34,7 @@ from ..models.model import Model
 PSEUDO_OFFSET = 128
 START_OFFSET = 64
 MAX_CONTRADICTED = 0.25  # the start's labels fill in only if the classifier calls less of its objects background
+START_TILE_3D = 64  # a 3D start's tiles: 140 MB at most on the CPU against 250 MB for 128³, and no slower (63×256²)
 
 
 def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray:
@@ -59,10 +60,12 @@ class StartLabels:
 
 
 def start_labels(model: Model, normalized: np.ndarray, settings: TrainConfig, device) -> StartLabels | None:
-    """A trained start's :class:`StartLabels` over the ``(C, *spatial)`` image; None for a new network."""
+    """A trained start's :class:`StartLabels` over the ``(C, *spatial)`` image; None for a new network. A 3D
+    start predicts in :data:`START_TILE_3D` tiles."""
     if not model.config.history:
         return None
-    probabilities = predict_normalized(model, normalized, device=device, precision=settings.precision)
+    tile = START_TILE_3D if model.dim == 3 else None
+    probabilities = predict_normalized(model, normalized, tile_size=tile, device=device, precision=settings.precision)
     return StartLabels.of(probabilities, settings.pseudo_label_confidence, settings.start_veto)
 
 
