@@ -6,8 +6,7 @@ trained box's part of the screen (where previews were) comes first, then the res
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,37 +32,19 @@ def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
     return tuple(grown)
 
 
-@contextmanager
-def _busy(idle: threading.Event | None) -> Iterator[None]:
-    """``idle`` is clear while a piece is predicted: its features and activations are GBs on a 3D piece."""
-    if idle is not None:
-        idle.clear()
-    try:
-        yield
-    finally:
-        if idle is not None:
-            idle.set()
-
-
 def _labels(
-    model: Model,
-    pixels: LayerPixels,
-    region: Box,
-    ranges: list[list[float]],
-    device,
-    interrupted: Callable[[], bool],
-    idle: threading.Event | None = None,
+    model: Model, pixels: LayerPixels, region: Box, ranges: list[list[float]], device, interrupted: Callable[[], bool]
 ) -> np.ndarray:
-    """The model's labels of ``region``, predicted with context around it (``interrupted``: see
-    :func:`~napari_unet.core.infer.inference.chosen_probabilities`; ``idle``: see :func:`_busy`)."""
+    """The model's labels of ``region``, predicted with context around it (``interrupted`` is asked before
+    anything is read, then as in :func:`~napari_unet.core.infer.inference.chosen_probabilities`)."""
     from .core.infer.inference import chosen_probabilities, labels_from_probabilities
+    from .core.train.features import check
 
-    with _busy(idle):
-        grown = with_context(region, pixels.shape, model.dim)
-        normalized = model.normalize(pixels.read(grown), ranges)
-        probabilities = chosen_probabilities(model, normalized, interrupted=interrupted, device=device)
-        labels = labels_from_probabilities(probabilities)
-        return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
+    check(interrupted)
+    grown = with_context(region, pixels.shape, model.dim)
+    normalized = model.normalize(pixels.read(grown), ranges)
+    labels = labels_from_probabilities(chosen_probabilities(model, normalized, interrupted=interrupted, device=device))
+    return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
 
 
 def predict_regions(
@@ -79,43 +60,55 @@ def predict_regions(
     """Worker thread: ``(region, labels)`` for the visible part of the trained box (the part previews
     covered: written whole, once all its pieces are done; None after each piece is a chance to quit), then
     for each piece of the visible rest (a lazy image's, never previewed), then for each of ``rest``; ends
-    early, inside a piece, once ``interrupted`` says so. ``idle`` is clear while a piece is predicted (a new
-    Train waits for it to be set, see :class:`~._worker.TrainingJob`). A plain function: napari's worker keeps
-    a reference to it, which must not reach the layers."""
+    early, inside a piece, once ``interrupted`` says so. ``idle`` is clear while it reads or predicts, and set
+    again only once what it freed went back to the system (a new Train waits for it, see
+    :class:`~._worker.TrainingJob`: a 3D piece's features and activations are GBs). A plain function:
+    napari's worker keeps a reference to it, which must not reach the layers."""
     import torch
 
     from ._previews import pieces
-    from .core.memory import release_freed_memory
+    from .core.memory import return_freed_memory
     from .core.models.devices import resolve_device
-    from .core.train.features import Interrupted
+    from .core.train.features import Interrupted, check
 
-    torch.set_num_threads(threads)  # per thread: this worker's own
-    device = resolve_device("auto")
-    ranges = model.intensity_ranges(pixels.read(trained_box))
-    previewed, unseen = split_by_box(visible, trained_box)
-    limit = PIECE_VOXELS_3D if model.dim == 3 else PIECE_VOXELS
+    idle = idle if idle is not None else threading.Event()
+
+    def piece_labels(region: Box) -> np.ndarray:
+        idle.clear()
+        labels = _labels(model, pixels, region, ranges, device, interrupted)
+        idle.set()  # not after a quit: that waits for the memory to be returned below
+        return labels
+
+    idle.clear()
     try:
+        check(interrupted)
+        torch.set_num_threads(threads)  # per thread: this worker's own
+        device = resolve_device("auto")
+        ranges = model.intensity_ranges(pixels.read(trained_box))
+        previewed, unseen = split_by_box(visible, trained_box)
+        limit = PIECE_VOXELS_3D if model.dim == 3 else PIECE_VOXELS
         if previewed is not None:
             labels = np.empty([r.stop - r.start for r in previewed], np.uint8)
             for piece in pieces(previewed, limit):
                 inside = tuple(slice(p.start - v.start, p.stop - v.start) for p, v in zip(piece, previewed))
-                labels[inside] = _labels(model, pixels, piece, ranges, device, interrupted, idle)
+                labels[inside] = piece_labels(piece)
                 yield None
             yield previewed, labels
         for region in [piece for part in unseen for piece in pieces(part, limit)] + rest:
-            yield region, _labels(model, pixels, region, ranges, device, interrupted, idle)
+            yield region, piece_labels(region)
     except Interrupted:
-        return
+        pass
     finally:
-        release_freed_memory()  # a 3D piece's GBs, before the next Train needs them (see core.memory)
+        return_freed_memory()
+        idle.set()
 
 
 class FinalPrediction:
     """Predicts the ``visible`` region of ``pixels`` with ``model`` (in pieces, written together), then each
     box of ``rest``, in the background, normalised as in training (the percentiles of ``trained_box``);
     ``write(region, labels)`` runs on the main thread for each; torch uses ``threads`` (the count the
-    training worker found fastest). :meth:`quit` ends it within a block of work. :attr:`idle` is set while
-    no piece is being predicted (and once it ended)."""
+    training worker found fastest). :meth:`quit` ends it within a block of work, in its own thread.
+    :attr:`idle` is set while it neither reads nor predicts (see :func:`predict_regions`)."""
 
     def __init__(
         self,
@@ -153,7 +146,7 @@ class FinalPrediction:
         self.worker.start()
 
     def _written(self, item: tuple[Box, np.ndarray] | None) -> None:
-        if item is not None:
+        if item is not None and not self._quitting.is_set():  # not one queued before a quit
             self._write(*item)
             self.regions_done += 1
 
@@ -161,6 +154,7 @@ class FinalPrediction:
         self.done = True
 
     def quit(self) -> None:
-        """End the worker within a block of work (it does not finish the piece it is on)."""
+        """End the worker within a block of work (it does not finish the piece it is on). Not through the
+        worker's own quit: that leaves the generator suspended, to be closed later on whichever thread drops
+        it, and the memory it returns on the way out would then wait, or be returned on the main thread."""
         self._quitting.set()
-        self.worker.quit()

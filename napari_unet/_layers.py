@@ -50,10 +50,14 @@ def prediction_colormap(num_classes: int):
 def prediction_layer(
     viewer: napari.Viewer, name: str, shape: tuple[int, ...], transform: dict, num_classes: int, data=None
 ) -> Labels:
-    """The layer called ``name`` if it is there with the right shape (recoloured for
-    ``num_classes``, showing ``data`` if given), else a new one of ``data`` or zeros."""
-    if name in viewer.layers:
-        layer = viewer.layers[name]
+    """The Labels layer called ``name`` if it is there with the right shape (recoloured for
+    ``num_classes``, showing ``data`` if given), else a new one of ``data`` or zeros. A Labels layer of that
+    name and another shape (an earlier prediction) is replaced; a layer of another kind is left as it is (napari
+    names the new one ``name [1]``)."""
+    from napari.layers import Labels
+
+    layer = next((each for each in viewer.layers if each.name == name), None)
+    if isinstance(layer, Labels):
         if tuple(layer.data.shape) == tuple(shape):
             layer.colormap = prediction_colormap(num_classes)
             if data is not None:

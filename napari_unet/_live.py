@@ -45,8 +45,8 @@ class LiveSession:
 
     The worker reads the layers' arrays when it starts. ``on_report(report)``, ``on_message(text)``
     and ``on_finished(model_or_None)`` let the dock show progress; after a model comes back,
-    :attr:`final` predicts it on screen (then the rest of an image held in memory). The worker starts once
-    ``after`` is set (the previous run's final prediction predicts no more pieces).
+    :attr:`final` predicts it on screen (then the rest of an image held in memory). The worker reads
+    nothing until ``after`` is set (the previous run's final prediction has ended its piece).
     """
 
     def __init__(
@@ -92,6 +92,9 @@ class LiveSession:
         self._prediction: Labels | None = None
         self._coloured_classes = self.num_classes
         self.pause_requested = self.stop_requested = False
+        before = list(viewer.layers)
+        self._layer(live=True)  # now, before the worker competes for the GIL: adding a layer takes napari 0.15 s
+        self._made_layer = all(layer is not self._prediction for layer in before)  # removed if nothing is shown
         worker = self.job.worker
         worker.yielded.connect(self._on_report)
         worker.returned.connect(self._on_returned)
@@ -100,8 +103,6 @@ class LiveSession:
         strokes.events.paint.connect(self._on_strokes_painted)
         strokes.events.set_data.connect(self._on_strokes_refreshed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
-        self._made_layer = self.prediction_name not in viewer.layers  # removed again if the run shows nothing
-        self._layer(live=True)  # now, before the worker competes for the GIL: adding a layer takes napari 0.15 s
         worker.start()
 
     # ---- control ------------------------------------------------------------------------------
@@ -146,6 +147,7 @@ class LiveSession:
         ):
             signal.disconnect(slot)
         self._disconnect()
+        self.job.stop()  # also heard while it waits for the last final prediction
         worker.quit()
         if worker.is_paused:
             worker.resume()

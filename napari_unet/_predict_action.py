@@ -12,6 +12,7 @@ import functools
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +49,11 @@ def _predict_to_zarr(model: Model, image: ImageData, out: Path, progress: Progre
     return zarr.open_array(str(out / "0"), mode="r+")
 
 
-def _timed(run: Callable[[], object]) -> tuple[object, float]:
-    """``run()``'s result and the seconds it took (worker thread)."""
+def _timed(run: Callable[[], object], after: threading.Event | None = None) -> tuple[object, float]:
+    """``run()``'s result and the seconds it took (worker thread), once ``after`` is set (the last final
+    prediction has ended its piece: two predictions at once would hold GBs on a 3D image)."""
+    if after is not None:
+        after.wait()
     started = time.perf_counter()
     return run(), time.perf_counter() - started
 
@@ -74,7 +78,7 @@ class PredictAction:
         if not self.model.accepts_channels(channels):
             self.show_message(f"the model takes {self.model.in_channels} channel(s) but the image has {channels}")
             return
-        self._quit_final_prediction()
+        previous = self._quit_final_prediction()
         progress = {"done": 0, "total": 0}  # written by the worker, read by the timer below
         run = self._prediction_run(image, pixels, progress)
         unit = "blocks" if pixels.lazy else "tiles"
@@ -83,7 +87,7 @@ class PredictAction:
             if progress["total"]:
                 self.status.setText(f"predicting {image.name}: {progress['done']}/{progress['total']} {unit}")
 
-        self.predict_worker = create_worker(_timed, run, _start_thread=False, _ignore_errors=True)
+        self.predict_worker = create_worker(_timed, run, previous, _start_thread=False, _ignore_errors=True)
         self.predict_worker.returned.connect(functools.partial(self._show_prediction, image, self.model, pixels.lazy))
         self.predict_worker.errored.connect(self._prediction_failed)
         self.predict_worker.finished.connect(self._prediction_finished)

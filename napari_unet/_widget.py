@@ -357,7 +357,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
 
     def _quit_final_prediction(self) -> threading.Event | None:
         """Another run starts: the final prediction's remaining tiles would overwrite it. Returns the event
-        set once it predicts no more pieces (None when none ran)."""
+        set once it has ended its piece (None when none is running)."""
         final = self.final_prediction
         if final is not None:
             final.quit()

@@ -58,7 +58,7 @@ class TrainingJob:
     array (0/1/2..K), copied in the worker; a lazy image is trained on the strokes' box plus context
     (:func:`training_box`), read in the worker. ``intensity_probability`` as in
     :class:`~napari_unet.core.models.config.TrainConfig`. The worker reads nothing before ``after`` is set
-    (the previous run's final prediction predicts no more pieces; a Stop meanwhile returns None). Use
+    (the previous run's final prediction has ended its piece; a Stop meanwhile returns None). Use
     :meth:`send` for preview requests and :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned``
     signal then carries the model).
     """
@@ -112,15 +112,15 @@ class TrainingJob:
 
     def _run(self) -> Generator[Report, None, Model | None]:
         """The worker thread's generator: build the model, then relay reports and queued messages; at the
-        end, what the run freed goes back to the system (see :func:`~.core.memory.release_freed_memory`)."""
-        from .core.memory import release_freed_memory
+        end, what the run freed goes back to the system (see :func:`~.core.memory.return_freed_memory`)."""
+        from .core.memory import return_freed_memory
 
         try:
             return (yield from self._train())
         except RuntimeError as error:
             raise TrainingFailed(str(error).splitlines()[0] if str(error) else type(error).__name__) from error
         finally:
-            release_freed_memory()
+            return_freed_memory()
 
     def _read_inputs(self) -> tuple[np.ndarray, np.ndarray]:
         """``(C, *box)`` pixels and the strokes of the box (worker thread)."""

@@ -7,8 +7,8 @@ channel (activations, their gradients, the augmented batch), one tile in predict
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
+import functools
 import math
 import sys
 from collections.abc import Sequence
@@ -42,13 +42,21 @@ def items_that_fit(network: NetworkConfig, item: Sequence[int], device: torch.de
     return int(min(on_device, host))
 
 
-def release_freed_memory() -> None:
-    """Hand what this process has freed back to the system (glibc's ``malloc_trim``; elsewhere nothing).
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
+    except OSError:  # not glibc
+        return None
 
-    Each thread allocates from its own glibc arena, and what one worker thread freed stays resident while the
-    next run's thread allocates elsewhere: in the dock, five Train → Stop cycles on a 3D box grew resident
-    memory by 1.2 GB where one grew it by 0.7 GB (benchmarks/gui_responsiveness.py, docs/benchmarks.md).
-    """
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim this way
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+def return_freed_memory() -> None:
+    """Hand memory this process freed back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    glibc keeps freed heap pages, one arena per thread: with torch's many short-lived tensors the resident
+    size would creep up block by block, and what one worker thread freed stays resident while the next run's
+    thread allocates elsewhere (in the dock, five Train → Stop cycles on a 3D box grew resident memory by
+    1.2 GB where one grew it by 0.7 GB; docs/benchmarks.md)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)

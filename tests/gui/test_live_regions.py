@@ -93,31 +93,36 @@ def test_the_final_prediction_is_busy_only_inside_a_piece(nuclei_2d):
     for _ in predict_regions(model, pixels, box, box, [box], 1, interrupted, idle):
         assert idle.is_set()  # between pieces
     assert seen_inside and not any(seen_inside)
-    assert list(predict_regions(model, pixels, box, box, [box], 1, lambda: True, idle)) == []
-    assert idle.is_set()  # quit inside a piece: idle again
+    assert idle.is_set()
+
+    def quit_inside_a_piece() -> bool:
+        return len(seen_inside) > 1  # the first call is before anything is read
+
+    seen_inside.clear()
+    watched = predict_regions(model, pixels, box, box, [box], 1, lambda: interrupted() or quit_inside_a_piece(), idle)
+    assert list(watched) == []
+    assert idle.is_set()  # quit inside a piece: idle again, once the memory went back
 
 
-def test_a_new_training_waits_for_the_last_final_prediction(qtbot, nuclei_2d):
+@pytest.mark.parametrize("stop_first", [True, False])
+def test_a_new_training_waits_for_the_last_final_prediction(qtbot, nuclei_2d, stop_first):
     """The worker reads nothing until ``after`` is set, and a Stop meanwhile ends it with no model."""
     import threading
 
     from napari_unet._worker import TrainingJob
 
     pixels = LayerPixels(nuclei_2d.image, rgb=False)
-    for stop_first in (True, False):
-        after = threading.Event()
-        job = TrainingJob(pixels, nuclei_2d.strokes, dim=2, spacing=None, init=None, device="cpu", after=after)
-        reports, returned = [], []
-        job.worker.yielded.connect(reports.append)
-        job.worker.returned.connect(returned.append)
-        job.worker.start()
-        qtbot.wait(300)
-        assert not reports and job.tuner is None  # waiting: nothing read, nothing set up
-        if stop_first:
-            job.stop()
-        else:
-            after.set()
-            qtbot.waitUntil(lambda: len(reports) >= 1, timeout=60_000)
-            job.stop()
-        qtbot.waitUntil(lambda: len(returned) == 1, timeout=60_000)
-        assert (returned[0] is None) == stop_first
+    after = threading.Event()
+    job = TrainingJob(pixels, nuclei_2d.strokes, dim=2, spacing=None, init=None, device="cpu", after=after)
+    reports, returned = [], []
+    job.worker.yielded.connect(reports.append)
+    job.worker.returned.connect(returned.append)
+    job.worker.start()
+    qtbot.wait(300)
+    assert not reports and job.tuner is None  # waiting: nothing read, nothing set up
+    if not stop_first:
+        after.set()
+        qtbot.waitUntil(lambda: len(reports) >= 1, timeout=60_000)
+    job.stop()
+    qtbot.waitUntil(lambda: len(returned) == 1, timeout=60_000)
+    assert (returned[0] is None) == stop_first

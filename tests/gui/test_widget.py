@@ -74,6 +74,23 @@ def test_stop_before_the_first_mask_ends_the_run_and_trains_nothing(trainer, qtb
     assert "nuclei 2D prediction" not in viewer.layers
 
 
+@pytest.mark.parametrize("kind", ["labels", "image"])
+def test_a_stop_before_the_first_mask_keeps_the_users_layer_of_that_name(trainer, qtbot, kind):
+    """The prediction layer is made at Train and removed if nothing is shown: only when the run made it."""
+    viewer, widget = trainer
+    shape = viewer.layers["nuclei 2D"].data.shape
+    if kind == "labels":  # the right shape: reused, so kept
+        existing = viewer.add_labels(np.ones(shape, np.uint8), name="nuclei 2D prediction")
+    else:  # another kind of layer: left alone, a new Labels layer beside it
+        existing = viewer.add_image(np.zeros(shape), name="nuclei 2D prediction")
+    session = _start(qtbot, widget)
+    with qtbot.waitSignal(session.worker.finished, timeout=STOP_TIMEOUT_MS):
+        widget.stop()
+    assert widget.model is None and "before the first mask" in widget.message.text()
+    assert [layer for layer in viewer.layers if "prediction" in layer.name] == [existing]
+    assert existing.data.min() == 1 if kind == "labels" else existing.data.max() == 0
+
+
 def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
     viewer, widget = trainer
     strokes = viewer.layers["nuclei 2D strokes"]

@@ -10,11 +10,8 @@ its pixel classifier gets the halo that classifier's widest filter needs, so blo
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import itertools
 import math
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +23,7 @@ import torch
 
 from ..instances.postprocess import certainty
 from ..io.lazy import ChannelsFirstView
+from ..memory import return_freed_memory
 from ..models.model import UNET, Model
 from .inference import chosen_probabilities, labels_from_probabilities, window_shape
 from .tiling import tile_starts
@@ -166,22 +164,6 @@ class BlockTimes:
 
     def as_dict(self) -> dict[str, float]:
         return {k: getattr(self, k) for k in ("blocks", "read", "compute", "write", "waiting", "wall")}
-
-
-@functools.cache
-def _libc():
-    try:
-        return ctypes.CDLL("libc.so.6") if sys.platform.startswith("linux") else None
-    except OSError:  # not glibc
-        return None
-
-
-def return_freed_memory() -> None:
-    """Hand memory freed by the last block back to the OS. glibc keeps freed heap pages, and
-    with torch's many short-lived tensors the resident size would creep up block by block."""
-    libc = _libc()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
 
 
 def _timed(times: BlockTimes, stage: str, work: Callable, *args):

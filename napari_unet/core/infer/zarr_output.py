@@ -20,6 +20,7 @@ from ..io.labels_target import LabelsTarget, probabilities_path
 from ..io.lazy import ChannelsFirstView
 from ..io.ngff import LabelImageSpec, create_level0, create_probabilities_image, ngff_format
 from ..io.ownership import PREDICTION, check_replaceable
+from ..memory import return_freed_memory
 from ..models.devices import resolve_device
 from ..models.model import Model
 from ..models.model_sources import open_model
@@ -31,7 +32,6 @@ from .blockwise import (
     BlockTimes,
     predict_blocks_distributed,
     predict_blocks_local,
-    return_freed_memory,
 )
 from .inference import check_image_for_model, check_tile_memory
 

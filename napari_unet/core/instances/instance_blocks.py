@@ -8,7 +8,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from ..data.voxels import finest_lengths
-from ..infer.blockwise import BlockPlan, return_freed_memory, with_halo
+from ..infer.blockwise import BlockPlan, with_halo
+from ..memory import return_freed_memory
 from .postprocess import instances_from_labels
 
 JOIN_FRACTION = 0.5  # share of each other's voxels two ids must cover in a shared zone to be one object

@@ -44,11 +44,12 @@ def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray
     return np.where(top >= confidence, probabilities.argmax(0) + 1, 0).astype(np.uint8)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StartLabels:
-    """What a trained start says before any update, as two ``spatial`` maps (K times less memory than its
-    ``(K, *spatial)`` probabilities): ``vetoes`` (bool) where its background probability reaches the veto,
-    ``confident`` (uint8) its class value ``1..K`` where its top probability reaches the confidence, else 0."""
+    """What a trained start says before any update, as two ``spatial`` one-byte maps (2K times less memory
+    than its ``(K, *spatial)`` float32 probabilities): ``vetoes`` (bool) where its background probability
+    reaches the veto, ``confident`` (uint8) its class value ``1..K`` where its top probability reaches the
+    confidence, else 0."""
 
     vetoes: np.ndarray
     confident: np.ndarray
@@ -93,9 +94,10 @@ def pseudo_targets(
     start: StartLabels | None,
     fill: bool = False,
 ) -> np.ndarray:
-    """The strokes plus the classifier's ``(K, *spatial)`` confident voxels as one map (:func:`merged_targets`),
-    less the object labels that a trained ``start`` vetoes (None for a new network); with ``fill``, the start's
-    confident voxels where neither strokes nor classifier label one, unless the classifier contradicts them."""
+    """The strokes plus the classifier's ``(K, *spatial)`` voxels of at least ``confidence`` as one map
+    (:func:`merged_targets`), less the object labels that a trained ``start`` vetoes (None for a new network);
+    with ``fill``, the start's confident voxels where neither strokes nor classifier label one, unless the
+    classifier contradicts them."""
     pseudo = confident_labels(probabilities, confidence)
     filling = None
     if start is not None:
