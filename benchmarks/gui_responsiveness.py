@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
+import gc
 import json
 import os
 import platform
@@ -61,23 +62,46 @@ class MemoryPeak:
 
 
 class LoopProbe:
-    """A 10 ms QTimer: a stall is how much later than 10 ms each tick comes."""
+    """A 10 ms QTimer: a stall is how much later than 10 ms each tick comes. Also times Python's full
+    (generation 2) garbage collections, on any thread: they hold the GIL, so the event loop waits too."""
 
     def __init__(self) -> None:
         from qtpy.QtCore import QTimer
 
         self.ticks: list[float] = []
+        self.full_collections: list[tuple[float, float]] = []  # (start, seconds)
+        self._collecting_since: float | None = None
         self.timer = QTimer()
         self.timer.setInterval(TICK_MS)
         self.timer.timeout.connect(lambda: self.ticks.append(time.perf_counter()))
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._collecting_since = time.perf_counter()
+        elif self._collecting_since is not None:
+            self.full_collections.append((self._collecting_since, time.perf_counter() - self._collecting_since))
+            self._collecting_since = None
+
+    def stop(self) -> None:
+        self.timer.stop()
+        gc.callbacks.remove(self._on_collection)
 
     def summary(self) -> dict:
         stalls = np.clip(np.diff(self.ticks) * 1000 - TICK_MS, 0, None)
+        worst = int(stalls.argmax())
+        worst_span = (self.ticks[worst], self.ticks[worst + 1])
+        in_worst = sum(s for start, s in self.full_collections if worst_span[0] <= start < worst_span[1])
         return {
             f"stall_{name}_ms": round(float(np.percentile(stalls, q)), 1) for name, q in [("p50", 50), ("p95", 95)]
         } | {
             "stall_max_ms": round(float(stalls.max()), 1),
             "timer_ticks": len(self.ticks),
+            "full_gc_count": len(self.full_collections),
+            "full_gc_max_ms": round(max((s for _, s in self.full_collections), default=0.0) * 1000, 1),
+            "full_gc_in_longest_stall_ms": round(in_worst * 1000, 1),
         }
 
 
@@ -254,7 +278,7 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         first_stop_peak = memory.peak
         more, peaks = more_stops(app, widget, stops - 1, memory)
         latencies = [stop_s, *more]
-        probe.timer.stop()
+        probe.stop()
         memory.stop()
         history = widget.model.config.history[-1]
         report = {"case": name, "image": case.description, "forest_iou": _round(case.forest_iou, 3)}

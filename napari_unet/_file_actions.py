@@ -58,7 +58,7 @@ class FileActions:
     def export_masks(self, path: str) -> None:
         """Write :meth:`masks_layer` as an OME-Zarr label image at ``path`` in a background worker."""
         import numpy as np
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         from .core.io.label_writer import write_label_image
         from .core.io.ownership import LABELS, PREDICTION
@@ -105,7 +105,7 @@ class FileActions:
     def save_session(self, path: str) -> None:
         """Save the chosen image, its strokes and the model to one OME-Zarr project (in the background:
         the worker reads the layers' arrays, so a lazy image is never read on the GUI thread)."""
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         from . import _layers
         from ._inputs import LayerPixels
@@ -133,7 +133,7 @@ class FileActions:
 
     def open_session(self, path: str) -> None:
         """Open a saved session: its image and strokes as layers, its model as the current one."""
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         from .core.io.session import load_session
 
@@ -174,7 +174,7 @@ class FileActions:
     def export_bioimageio(self, path: str) -> None:
         """Write the current model as a bioimage.io package at ``path``, tested on a crop of the chosen
         image (or the sample nuclei), in a background worker."""
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         from ._inputs import LayerPixels, whole
         from .core.bioimageio.bioimageio_export import export_bioimageio

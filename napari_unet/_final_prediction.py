@@ -120,7 +120,7 @@ class FinalPrediction:
         write: Callable[[Box, np.ndarray], None],
         threads: int = 1,
     ) -> None:
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         self.regions_done = 0
         self.done = False

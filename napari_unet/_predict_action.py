@@ -65,7 +65,7 @@ class PredictAction:
         """Run the current model on the whole chosen image in a background worker. An image held in
         memory is predicted in memory, with instances and uncertainty; a zarr/dask one block by block
         into a zarr on disk (labels only: the others would need the whole image in memory)."""
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker
 
         from ._inputs import LayerPixels
 

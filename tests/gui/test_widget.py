@@ -91,6 +91,24 @@ def test_a_stop_before_the_first_mask_keeps_the_users_layer_of_that_name(trainer
     assert existing.data.min() == 1 if kind == "labels" else existing.data.max() == 0
 
 
+def test_finished_training_runs_are_not_kept(trainer, qtbot):
+    """Each Train → Stop leaves nothing behind but the model: memory stays flat over a long session."""
+    import gc
+    import weakref
+
+    _, widget = trainer
+    jobs = []
+    for _ in range(2):
+        session = _start(qtbot, widget)
+        qtbot.waitUntil(lambda s=session: s.previews_shown >= 1, timeout=TIMEOUT_MS)
+        jobs.append(weakref.ref(session.job))
+        _stop(qtbot, widget)
+        qtbot.waitUntil(lambda: widget.final_prediction is None, timeout=TIMEOUT_MS)
+    del session
+    gc.collect()
+    assert jobs[0]() is None  # the last run's job may live on in its final prediction; the first's not
+
+
 def test_strokes_painted_during_training_reach_the_trainer(trainer, qtbot):
     viewer, widget = trainer
     strokes = viewer.layers["nuclei 2D strokes"]
