@@ -124,7 +124,7 @@ class FinalPrediction:
 
         self.regions_done = 0
         self.done = False
-        self._write = write
+        self._write: Callable[[Box, np.ndarray], None] | None = write
         self._quitting = threading.Event()
         self.idle = threading.Event()
         self.idle.set()
@@ -146,15 +146,17 @@ class FinalPrediction:
         self.worker.start()
 
     def _written(self, item: tuple[Box, np.ndarray] | None) -> None:
-        if item is not None and not self._quitting.is_set():  # not one queued before a quit
+        if item is not None and self._write is not None:  # not one queued before a quit
             self._write(*item)
             self.regions_done += 1
 
     def _finished(self) -> None:
         self.done = True
+        self._write = None  # the session it wrote for: freed now, not at Python's next full collection
 
     def quit(self) -> None:
         """End the worker within a block of work (it does not finish the piece it is on). Not through the
         worker's own quit: that leaves the generator suspended, to be closed later on whichever thread drops
         it, and the memory it returns on the way out would then wait, or be returned on the main thread."""
         self._quitting.set()
+        self._write = None
