@@ -43,6 +43,17 @@ def _targets(truth: np.ndarray, near: tuple[slice, ...], rng: np.random.Generato
     return chosen
 
 
+def dock_inputs(case: Case) -> tuple[np.ndarray, np.ndarray, tuple[slice, ...]]:
+    """What the dock trains on for ``case``: the ``(C, *box)`` pixels, the box's strokes and the box (the
+    strokes' box plus its margin for a lazy image, else the whole image)."""
+    from napari_unet._inputs import LayerPixels, training_box, whole
+
+    pixels = LayerPixels(case.image, rgb=False)
+    dim = min(case.strokes.ndim, 3)
+    box = training_box(case.strokes, dim) if pixels.lazy else whole(case.strokes.shape)
+    return pixels.read(box), case.strokes[box], box
+
+
 def real_case(rng: np.random.Generator) -> Case:
     """A dev image of the 2018 Data Science Bowl with simulated strokes, scored against its labels and
     against the scikit-image random forest on the same strokes."""

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gui_cases import CASES, Case, forest_iou, make_case
+from gui_cases import CASES, Case, dock_inputs, forest_iou, make_case
 
 PAINT_EVERY_S = 0.2
 TICK_MS = 10
@@ -116,16 +116,12 @@ def rate(reports: list[tuple[int, float]]) -> float | None:
 def headless_rate(case: Case, seconds: float) -> float | None:
     """Steps/s of the same training run without napari (same image box and strokes), with torch's own
     thread count, as ``napari-unet train`` runs; stopped after ``seconds`` of steps."""
-    from napari_unet._inputs import LayerPixels, training_box, whole
     from napari_unet.core.api import prepare_model
     from napari_unet.core.models.config import TrainConfig
     from napari_unet.core.train.training import train_steps
 
-    dim = min(case.strokes.ndim, 3)
-    pixels = LayerPixels(case.image, rgb=False)
-    box = training_box(case.strokes, dim) if pixels.lazy else whole(case.strokes.shape)
-    image, strokes = pixels.read(box), case.strokes[box]
-    spacing = case.spacing if dim == 3 else None
+    image, strokes, _ = dock_inputs(case)
+    spacing = case.spacing if strokes.ndim == 3 else None
     model, annotations = prepare_model(image, strokes, dim=None, spacing=spacing, init=None)
     loop = train_steps(model, image, annotations, TrainConfig(time_budget=None, steps=None))
     reports = [(0, next(loop).elapsed)]

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from gui_cases import Case, make_case
+from gui_cases import Case, dock_inputs, make_case
 
-from napari_unet._inputs import training_box, whole
 from napari_unet.core.api import prepare_model
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model_sources import AUTO
@@ -43,12 +42,9 @@ def main() -> None:
 def _measure(case: Case, refits: int, after: float) -> dict:
     """Train on the strokes' box as the dock does; time the first report and each refit, and count the U-Net
     steps in the ``after`` seconds that follow each refit."""
-    dim = case.strokes.ndim
-    box = training_box(case.strokes, dim) if dim == 3 else whole(case.strokes.shape)  # as in the dock
-    image = np.asarray(case.image[box])[None]
-    strokes = case.strokes[box]
-    spacing = case.spacing if dim == 3 else None
-    model, strokes = prepare_model(image, strokes, dim=dim, spacing=spacing, init=AUTO)
+    image, strokes, box = dock_inputs(case)
+    spacing = case.spacing if strokes.ndim == 3 else None
+    model, strokes = prepare_model(image, strokes, spacing=spacing, init=AUTO)
     loop = train_steps(model, image, strokes, TrainConfig(steps=None, time_budget=None, seed=0))
     started = time.perf_counter()
     next(loop)
