@@ -26,6 +26,7 @@ from .batches import BatchSource
 from .features import Interrupted
 from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
+from .optimizer import AdamW
 from .patch_plan import default_batch_size, default_patch_size, region_block
 from .pseudo_labels import StartLabels, pseudo_targets, start_labels
 from .region_prior import brightness_separation, scaled_region_weight
@@ -133,7 +134,7 @@ class _Run:
 
     def _new_optimizer(self) -> None:
         self.network = self.model.network.place(self.device).train()
-        self.optimizer = torch.optim.AdamW(
+        self.optimizer = AdamW(
             self.network.parameters(), lr=self.settings.learning_rate, weight_decay=self.settings.weight_decay
         )
         # float16 gradients underflow without loss scaling; bfloat16 has float32's range
