@@ -83,6 +83,7 @@ class LiveSession:
             image_name=image.name,
             intensity_probability=intensity_probability,
             after=after,
+            visible=self._visible(),
         )
         self.plan = PreviewPlan(self.shape, self.model_dim)
         self.last_preview = time.perf_counter() - 1e9

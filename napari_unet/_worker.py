@@ -8,6 +8,7 @@ array when Train is clicked, copies and reads them itself, and hears of later pa
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -28,6 +29,7 @@ STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
 FIRST_TIMED_STEP = 3  # earlier reports include the set-up (optimiser, pseudo-labels): not timed
 AFTER_POLL_S = 0.05  # how often a worker waiting for the previous final prediction's piece hears Stop
+FIRST_MASK_WHOLE_VOXELS = 2**20  # a training box up to this size gets a first mask of all of it (~0.5 s)
 STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
 
@@ -58,7 +60,9 @@ class TrainingJob:
     array (0/1/2..K), copied in the worker; a lazy image is trained on the strokes' box plus context
     (:func:`training_box`), read in the worker. ``intensity_probability`` as in
     :class:`~napari_unet.core.models.config.TrainConfig`. The worker reads nothing before ``after`` is set
-    (the previous run's final prediction has ended its piece; a Stop meanwhile returns None). Use
+    (the previous run's final prediction has ended its piece; a Stop meanwhile returns None). The first
+    mask shows the whole box when it is small, else the part of ``visible`` (the region on screen) where
+    most strokes are. Use
     :meth:`send` for preview requests and :class:`StrokeEdit` s, :meth:`stop` to end it (the ``returned``
     signal then carries the model).
     """
@@ -75,6 +79,7 @@ class TrainingJob:
         image_name: str | None = None,
         intensity_probability: float = 0.0,
         after: threading.Event | None = None,
+        visible: Box | None = None,
     ) -> None:
         from superqt.utils import create_worker  # not napari's: its window keeps every worker it made (and
         # through it the job, its model and strokes) in its task list for good: 5-20 MB more per Train
@@ -86,7 +91,7 @@ class TrainingJob:
         self._model_dim = dim or (init.dim if init is not None else min(len(pixels.shape), 3))
         self._device, self._image_name = device, image_name
         self._intensity_probability = intensity_probability
-        self._after = after
+        self._after, self._visible = after, visible
         self.box: Box = whole(pixels.shape)  # what the trainer sees of the image (set in the worker)
         self.edits_outside = 0  # painted voxels outside ``box``: they wait for the next Train
         self.untrained_strokes = False  # set at the end: strokes of the box the returned model was not fitted on
@@ -153,8 +158,20 @@ class TrainingJob:
             image_name=self._image_name,
             intensity_probability=self._intensity_probability,
         )
-        loop = train_steps(model, image, annotations, config, interrupted=self._stopping.is_set)
+        first = self._first_preview_region()
+        loop = train_steps(model, image, annotations, config, interrupted=self._stopping.is_set, preview_region=first)
         return (yield from self._relay(loop))
+
+    def _first_preview_region(self) -> Box | None:
+        """The first mask's region, in the box: None (the whole box) up to :data:`FIRST_MASK_WHOLE_VOXELS` or
+        when none of the box is on screen, else of the preview pieces of the region on screen (see
+        :func:`._previews.pieces`) the one holding the most strokes."""
+        from ._previews import pieces
+
+        inside = None if self._visible is None else shift(self._visible, self.box, inward=True)
+        if inside is None or math.prod(b.stop - b.start for b in self.box) <= FIRST_MASK_WHOLE_VOXELS:
+            return None
+        return max(pieces(inside), key=lambda piece: np.count_nonzero(self._strokes[piece]))
 
     def _relay(self, loop: Generator[Report, Any, Model | None]) -> Generator[Report, None, Model | None]:
         """Pass reports on (previews moved back to image coordinates) and queued messages in; keep what

@@ -197,3 +197,28 @@ def test_an_interrupted_pseudo_label_map_is_made_again_on_the_next_call(nuclei_2
     expected = Selection(model, normalized, strokes, seed=0, training_map=True).training_probabilities()
     assert again is not None and again.shape == (2, *nuclei_2d.image.shape)
     np.testing.assert_array_equal(again, expected)
+
+
+def test_a_small_region_is_mapped_alone_and_a_large_one_from_the_kept_whole_image_map(nuclei_2d):
+    from napari_unet.core.train.selection import Selection
+
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
+    selection = Selection(model, model.normalize(image), strokes, seed=0)
+    small = (slice(10, 40), slice(100, 150))
+    alone = selection.forest_probabilities(small)
+    assert selection._forest_map is None  # one plane of a 3D box costs a plane, not the box
+    whole = selection.forest_probabilities((slice(0, 128), slice(0, 160)))
+    assert selection._forest_map is not None
+    np.testing.assert_allclose(alone, whole[(slice(None), *small)], atol=1e-6)
+
+
+def test_the_first_report_previews_the_region_asked_for(nuclei_2d):
+    image = nuclei_2d.image[None]
+    model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
+    region = (slice(32, 96), slice(0, 80))
+    config = TrainConfig(steps=1, time_budget=None, device="cpu", seed=0)
+    loop = train_steps(model, image, strokes, config, preview_region=region)
+    first = next(loop)
+    assert first.step == 0 and first.preview.region == region and first.preview.labels.shape == (64, 80)
+    loop.close()

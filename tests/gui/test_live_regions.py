@@ -126,3 +126,18 @@ def test_a_new_training_waits_for_the_last_final_prediction(qtbot, nuclei_2d, st
     job.stop()
     qtbot.waitUntil(lambda: len(returned) == 1, timeout=60_000)
     assert (returned[0] is None) == stop_first
+
+
+def test_the_first_mask_shows_the_piece_of_the_screen_where_the_strokes_are():
+    from napari_unet._worker import TrainingJob
+
+    image = np.random.default_rng(0).random((1536, 1536), dtype=np.float32)  # too big for a whole first mask
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[700:703, 800:900], strokes[720:723, 800:900] = 1, 2
+    pixels = LayerPixels(image, rgb=False)
+    job = TrainingJob(pixels, strokes, dim=2, spacing=None, init=None, device="cpu", visible=whole(image.shape))
+    reports = job._run()  # the worker's generator, run here
+    first = next(reports)
+    reports.close()
+    assert first.step == 0
+    assert first.preview.region == (slice(512, 1024), slice(512, 1024))  # of the screen's 9 pieces, the painted one

@@ -339,6 +339,7 @@ def train_steps(
     annotations: np.ndarray,
     settings: TrainConfig,
     interrupted: Callable[[], bool] | None = None,
+    preview_region: tuple[slice, ...] | None = None,
 ) -> Generator[Report, Message | Sequence[Message] | None, Model | None]:
     """Train ``model`` in place on painted voxels of ``image``; returns it when a stop condition hits.
 
@@ -348,7 +349,9 @@ def train_steps(
     ``interrupted`` is asked while the first report is made (seconds on a big 3D box, when no message can
     arrive): if it says so before the pixel classifier is fitted, the generator returns None and ``model``
     is unchanged; later, the run ends without a step. When it stops (not when closed), the batch-norm
-    statistics are re-estimated for the final weights; a time budget includes that pass.
+    statistics are re-estimated for the final weights; a time budget includes that pass. The first report
+    carries a preview of ``preview_region`` (spatial slices), or else of the whole image when that is cheap
+    (its pixel-classifier features are kept), or else none.
     """
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
@@ -359,7 +362,8 @@ def train_steps(
         return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
-        run.preview_wanted = run.selection.features_kept  # the first mask: the whole image's, when cheap
+        run.preview_region = preview_region
+        run.preview_wanted = preview_region is not None or run.selection.features_kept
         run.receive_all((yield run.report(0, loss, time.perf_counter() - start, 0.0, run.preview())))
         run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up
         if not run.stop_requested:
