@@ -22,7 +22,14 @@ from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
 from ..models.precision import resolve_precision
 from .features import Interrupted, check
 from .holdout import held_out_score, split_strokes
-from .pixel_classifier import PixelClassifier, PixelClassifierConfig, feature_map, features_at, subsample_painted
+from .pixel_classifier import (
+    PREDICT_BLOCK,
+    PixelClassifier,
+    PixelClassifierConfig,
+    feature_map,
+    features_at,
+    subsample_painted,
+)
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
 FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features are computed once and kept (~0.5 GB)
@@ -113,9 +120,16 @@ class Selection:
     def _map_of(
         self, classifier: PixelClassifier, features: np.ndarray, interrupted: Callable[[], bool] | None = None
     ) -> np.ndarray:
-        """``(K, *shape)`` probabilities from ``(*shape, F)`` features."""
-        flat = features.reshape(-1, features.shape[-1])
-        return classifier.probabilities_of(flat, interrupted).reshape(self.model.num_classes, *features.shape[:-1])
+        """``(K, *shape)`` probabilities from ``(*shape, F)`` features, a slab of about :data:`PREDICT_BLOCK`
+        voxels along the first axis at a time (a region's features, a view, are never copied whole)."""
+        shape = features.shape[:-1]
+        out = np.empty((self.model.num_classes, *shape), np.float32)
+        step = max(1, PREDICT_BLOCK // max(1, math.prod(shape[1:])))
+        for start in range(0, shape[0], step):
+            slab = features[start : start + step]
+            flat = classifier.probabilities_of(slab.reshape(-1, slab.shape[-1]), interrupted)
+            out[:, start : start + step] = flat.reshape(-1, *slab.shape[:-1])
+        return out
 
     def score_unet(self, device, precision: str) -> None:
         """Score the U-Net and the blend on the held-out voxels and update the choice (one inference copy
