@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import math
 
-from ._inputs import Box
+import numpy as np
+
+from ._inputs import Box, shift
 
 PIECE_VOXELS = 512 * 512  # most voxels one preview predicts (about 0.3 s of U-Net on 2 CPU cores)
 TILE = 256  # in-plane edge of the tiles of the rest of the image
 TILE_DEPTH = 32  # their depth for a 3D model
 PREVIEW_INTERVAL_S = 1.0  # at most one preview a second...
 PREVIEW_SHARE = 0.25  # ...and previews take at most about this share of the worker's time
+FIRST_MASK_WHOLE_VOXELS = 2**20  # a training box up to this size gets a first mask of all of it (~0.5 s)
 
 
 def pieces(region: Box, limit: int = PIECE_VOXELS) -> list[Box]:
@@ -25,6 +28,19 @@ def pieces(region: Box, limit: int = PIECE_VOXELS) -> list[Box]:
     tile = [*shape[:-2], edge, edge]
     boxes = tile_boxes(shape, tile, 0.0, [1] * len(shape))
     return [tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, box)) for box in boxes]
+
+
+def first_preview_region(visible: Box | None, box: Box, strokes: np.ndarray) -> Box | None:
+    """The first mask's region in the training ``box``'s coordinates, given the region on screen
+    (``visible``, image coordinates) and the box's ``strokes``: of the preview pieces of what is on screen
+    of the box, the one holding the most strokes. None (the trainer's default: the whole box, when cheap)
+    for a box of at most :data:`FIRST_MASK_WHOLE_VOXELS`, or when no stroke of the box is on screen."""
+    inside = None if visible is None else shift(visible, box, inward=True)
+    if inside is None or strokes.size <= FIRST_MASK_WHOLE_VOXELS:
+        return None
+    counts = [(np.count_nonzero(strokes[piece]), piece) for piece in pieces(inside)]
+    painted, piece = max(counts, key=lambda count: count[0])
+    return piece if painted else None
 
 
 def tiles(shape: tuple[int, ...], model_dim: int) -> list[Box]:

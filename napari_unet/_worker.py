@@ -8,7 +8,6 @@ array when Train is clicked, copies and reads them itself, and hears of later pa
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._inputs import Box, LayerPixels, shift, training_box, whole
+from ._previews import first_preview_region
 from ._threads import ThreadTuner
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ STROKE_SYNC_S = 0.25  # painted edits reach the trainer at most this often...
 SYNC_SHARE = 0.25  # ...and the pixel classifier's refits they cause take at most about this share of the time
 FIRST_TIMED_STEP = 3  # earlier reports include the set-up (optimiser, pseudo-labels): not timed
 AFTER_POLL_S = 0.05  # how often a worker waiting for the previous final prediction's piece hears Stop
-FIRST_MASK_WHOLE_VOXELS = 2**20  # a training box up to this size gets a first mask of all of it (~0.5 s)
 STOP_WITHIN_S = 0.8  # after Stop, the trainer's end pass is cut to about this (the worker ends within a second)
 
 
@@ -158,20 +157,9 @@ class TrainingJob:
             image_name=self._image_name,
             intensity_probability=self._intensity_probability,
         )
-        first = self._first_preview_region()
+        first = first_preview_region(self._visible, self.box, self._strokes)
         loop = train_steps(model, image, annotations, config, interrupted=self._stopping.is_set, preview_region=first)
         return (yield from self._relay(loop))
-
-    def _first_preview_region(self) -> Box | None:
-        """The first mask's region, in the box: None (the whole box) up to :data:`FIRST_MASK_WHOLE_VOXELS` or
-        when none of the box is on screen, else of the preview pieces of the region on screen (see
-        :func:`._previews.pieces`) the one holding the most strokes."""
-        from ._previews import pieces
-
-        inside = None if self._visible is None else shift(self._visible, self.box, inward=True)
-        if inside is None or math.prod(b.stop - b.start for b in self.box) <= FIRST_MASK_WHOLE_VOXELS:
-            return None
-        return max(pieces(inside), key=lambda piece: np.count_nonzero(self._strokes[piece]))
 
     def _relay(self, loop: Generator[Report, Any, Model | None]) -> Generator[Report, None, Model | None]:
         """Pass reports on (previews moved back to image coordinates) and queued messages in; keep what

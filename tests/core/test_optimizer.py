@@ -36,6 +36,24 @@ def test_steps_match_torch_adamw_with_a_changing_learning_rate():
     assert not torch.equal(next(ours.parameters()), next(_network().parameters()))  # it did train
 
 
+def test_a_grad_scaler_steps_it_as_torch_adamw_and_skips_a_step_with_infinite_gradients():
+    ours, theirs = _network(), _network()
+    optimizers = [AdamW(ours.parameters(), lr=1e-2), torch.optim.AdamW(theirs.parameters(), lr=1e-2)]
+    images = torch.randn(2, 2, 9, 9, generator=torch.Generator().manual_seed(2))
+    for network, optimizer in zip((ours, theirs), optimizers):
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        scaler.scale(network(images).square().mean()).backward()
+        scaler.step(optimizer)
+    for mine, reference in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(mine, reference, rtol=1e-5, atol=1e-7)
+    before = [p.detach().clone() for p in ours.parameters()]
+    optimizers[0].zero_grad()
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.scale(ours(images).sum() * float("inf")).backward()
+    scaler.step(optimizers[0])
+    assert all(torch.equal(p, b) for p, b in zip(ours.parameters(), before))
+
+
 def test_parameters_without_gradients_are_left_alone():
     network = _network()
     frozen = network[2].weight.detach().clone()

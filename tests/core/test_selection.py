@@ -199,9 +199,11 @@ def test_an_interrupted_pseudo_label_map_is_made_again_on_the_next_call(nuclei_2
     np.testing.assert_array_equal(again, expected)
 
 
-def test_a_small_region_is_mapped_alone_and_a_large_one_from_the_kept_whole_image_map(nuclei_2d):
+def test_small_regions_are_mapped_alone_until_they_add_up_to_most_of_the_image(nuclei_2d, monkeypatch):
+    from napari_unet.core.train import selection as selection_module
     from napari_unet.core.train.selection import Selection
 
+    monkeypatch.setattr(selection_module, "PREDICT_BLOCK", 1000)  # slabs of 6 rows: the last one partial
     image = nuclei_2d.image[None]
     model, strokes = prepare_model(image, nuclei_2d.strokes, base_channels=4, depth=2)
     selection = Selection(model, model.normalize(image), strokes, seed=0)
@@ -211,6 +213,13 @@ def test_a_small_region_is_mapped_alone_and_a_large_one_from_the_kept_whole_imag
     whole = selection.forest_probabilities((slice(0, 128), slice(0, 160)))
     assert selection._forest_map is not None
     np.testing.assert_allclose(alone, whole[(slice(None), *small)], atol=1e-6)
+    selection.update(strokes, seed=0)  # a refit: the map is made again, once the pieces asked for add up
+    for rows in range(0, 96, 32):
+        assert selection._forest_map is None
+        piece = selection.forest_probabilities((slice(rows, rows + 32), slice(0, 160)))
+        np.testing.assert_allclose(piece, whole[:, rows : rows + 32], atol=1e-6)
+    selection.forest_probabilities((slice(96, 128), slice(0, 160)))  # past 3/4 of the image in all
+    assert selection._forest_map is not None
 
 
 def test_the_first_report_previews_the_region_asked_for(nuclei_2d):

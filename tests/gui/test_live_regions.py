@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from napari_unet._inputs import ACROSS_MARGIN, IN_PLANE_MARGIN, LayerPixels, shift, training_box, whole
-from napari_unet._previews import PIECE_VOXELS, PreviewPlan, interval, pieces
+from napari_unet._previews import PIECE_VOXELS, PreviewPlan, first_preview_region, interval, pieces
 
 
 def test_the_training_box_is_the_strokes_plus_context_within_the_image():
@@ -129,15 +129,39 @@ def test_a_new_training_waits_for_the_last_final_prediction(qtbot, nuclei_2d, st
 
 
 def test_the_first_mask_shows_the_piece_of_the_screen_where_the_strokes_are():
+    import torch
+
     from napari_unet._worker import TrainingJob
 
     image = np.random.default_rng(0).random((1536, 1536), dtype=np.float32)  # too big for a whole first mask
     strokes = np.zeros(image.shape, np.uint8)
-    strokes[700:703, 800:900], strokes[720:723, 800:900] = 1, 2
+    strokes[100:103, 1200:1300], strokes[120:123, 1200:1300] = 1, 2  # in the top-right piece, not the centre's
     pixels = LayerPixels(image, rgb=False)
     job = TrainingJob(pixels, strokes, dim=2, spacing=None, init=None, device="cpu", visible=whole(image.shape))
-    reports = job._run()  # the worker's generator, run here
-    first = next(reports)
-    reports.close()
+    threads = torch.get_num_threads()
+    try:
+        reports = job._run()  # the worker's generator, run here (it sets this thread's torch threads)
+        first = next(reports)
+        reports.close()
+    finally:
+        torch.set_num_threads(threads)
     assert first.step == 0
-    assert first.preview.region == (slice(512, 1024), slice(512, 1024))  # of the screen's 9 pieces, the painted one
+    assert first.preview.region == (slice(0, 512), slice(1024, 1536))  # of the screen's 9 pieces, the painted one
+
+
+def test_the_first_mask_region_is_the_painted_piece_of_the_screen_inside_the_box():
+    box = (slice(10, 40), slice(1000, 2000), slice(200, 1300))  # (30, 1000, 1100): over FIRST_MASK_WHOLE_VOXELS
+    strokes = np.zeros([b.stop - b.start for b in box], np.uint8)
+    strokes[12, 900:905, 1000:1050] = 2  # box coordinates
+    visible = (slice(14, 31), slice(0, 4096), slice(0, 4096))  # a plane and its context; the box in-plane whole
+    region = first_preview_region(visible, box, strokes)
+    assert all(r.start >= 0 and r.stop <= n for r, n in zip(region, strokes.shape))  # in the box's coordinates
+    assert region[0] == slice(4, 21)  # planes 14..30 of the image
+    assert np.count_nonzero(strokes[region]) == 250
+    assert np.prod([r.stop - r.start for r in region]) <= PIECE_VOXELS
+    assert first_preview_region((slice(0, 5), slice(0, 10), slice(0, 10)), box, strokes) is None  # off the box
+    assert first_preview_region(None, box, strokes) is None  # nothing on screen
+    unpainted = (slice(14, 31), slice(1000, 1100), slice(200, 300))
+    assert first_preview_region(unpainted, box, strokes) is None  # no strokes on screen: the default
+    small = (slice(0, 4), slice(0, 100), slice(0, 100))
+    assert first_preview_region(visible, small, np.ones((4, 100, 100), np.uint8)) is None  # the whole box

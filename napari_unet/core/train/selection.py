@@ -36,7 +36,7 @@ FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features ar
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win,
 MIN_LEAD_VOXELS = 5  # ...or lose by fewer held-out voxels than this (a sign test's p ≈ 0.03 at 5 to 0)
-WHOLE_MAP_SHARE = 0.75  # a preview of at least this share of the image maps (and keeps) the whole image
+WHOLE_MAP_SHARE = 0.75  # once the previews since a fit add up to this share of the image, it is mapped whole
 
 
 class Selection:
@@ -97,7 +97,8 @@ class Selection:
         self.scores[UNET] = self.scores[BLEND] = None
         self.classifier_lead: int | None = None  # held-out voxels the classifier gets right beyond the blend
         self.chosen = PIXEL_CLASSIFIER
-        self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once asked for
+        self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once worth it
+        self._mapped_alone = 0  # voxels of the regions mapped on their own since the fit
         self._training_map: np.ndarray | None = None
         self._training_fit: PixelClassifier | None = None  # made into the map on demand
         if self._features is not None and self.training_map:
@@ -170,15 +171,19 @@ class Selection:
         self, region: tuple[slice, ...], interrupted: Callable[[], bool] | None = None
     ) -> np.ndarray:
         """The all-strokes pixel classifier's ``(K, *region)`` probabilities: with kept features, from its map
-        of the whole image (made on the first call after a fit for a region of at least
-        :data:`WHOLE_MAP_SHARE` of the image, then kept: previews cost nothing; a smaller region, such as
-        one plane of a 3D box, is mapped alone), else computed for the region. ``interrupted`` as in
-        :mod:`.features` (the map is then not kept)."""
+        of the whole image (made once the regions asked for since the fit add up to :data:`WHOLE_MAP_SHARE`
+        of the image, then kept: later previews cost nothing; until then each region, such as one plane of
+        a 3D box, is mapped alone), else computed for the region. ``interrupted`` as in :mod:`.features`
+        (the map is then not kept)."""
         if self._features is None:
             return self.classifier.probabilities(self.normalized, region, interrupted)
-        if self._forest_map is None and _share(region, self._features.shape[:-1]) < WHOLE_MAP_SHARE:
-            return self._map_of(self.classifier, self._features[region], interrupted)
         if self._forest_map is None:
+            features = self._features[region]
+            voxels = math.prod(features.shape[:-1])
+            if self._mapped_alone + voxels <= WHOLE_MAP_SHARE * math.prod(self._features.shape[:-1]):
+                probabilities = self._map_of(self.classifier, features, interrupted)
+                self._mapped_alone += voxels
+                return probabilities
             self._forest_map = self._map_of(self.classifier, self._features, interrupted)
         return self._forest_map[(slice(None), *region)]
 
@@ -236,11 +241,6 @@ def best_candidate(scores: dict[str, float | None], guided: bool = False, classi
         if score is not None and score >= base + MARGIN:
             return name
     return PIXEL_CLASSIFIER
-
-
-def _share(region: tuple[slice, ...], shape: tuple[int, ...]) -> float:
-    """The share of an image of ``shape`` that ``region`` covers."""
-    return math.prod(len(range(*r.indices(n))) for r, n in zip(region, shape)) / math.prod(shape)
 
 
 def lead_in_voxels(first: np.ndarray, second: np.ndarray, labels: np.ndarray) -> int:

@@ -100,7 +100,7 @@ class _Run:
 
     def begin(self) -> None:
         """After the first report: the pseudo-labels' pass of the pixel classifier (a Stop may interrupt it:
-        the run then ends without a step), the optimiser (its first import takes seconds), any prefetching."""
+        the run then ends without a step), the optimiser, a trained start's labels, any prefetching."""
         try:
             self.selection.training_probabilities(self.interrupted)
         except Interrupted:
@@ -333,6 +333,15 @@ class _Run:
             self.stop_requested, self.stop_within = True, message.within
 
 
+def _inside(region: tuple[slice, ...] | None, spatial: tuple[int, ...]) -> tuple[slice, ...] | None:
+    """``region`` unchanged when it is a non-empty box inside an image of shape ``spatial``; else a clear error."""
+    if region is not None and (
+        len(region) != len(spatial) or not all(0 <= r.start < r.stop <= n for r, n in zip(region, spatial))
+    ):
+        raise UserInputError(f"the preview region {region} does not lie inside the image of shape {spatial}")
+    return region
+
+
 def train_steps(
     model: Model,
     image: np.ndarray,
@@ -362,7 +371,7 @@ def train_steps(
         return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
-        run.preview_region = preview_region
+        run.preview_region = _inside(preview_region, run.spatial)
         run.preview_wanted = preview_region is not None or run.selection.features_kept
         run.receive_all((yield run.report(0, loss, time.perf_counter() - start, 0.0, run.preview())))
         run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up
