@@ -67,7 +67,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self._make_controls()
         self._lay_out()
         self._connect()
-        self._show_device()
+        self._load_engine()
         self._update_buttons()
 
     def _make_controls(self) -> None:
@@ -316,7 +316,12 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
     def show_message(self, text: str) -> None:
         self.message.setText(text)
 
-    def _show_device(self) -> None:
+    def _load_engine(self) -> None:
+        """Import the trainer now, with torch and scikit-learn's forest (about 1.5 s, once per session), so
+        that the first Train of a session shows its first mask as soon as later ones; show the device."""
+        import sklearn.ensemble  # noqa: F401  the pixel classifier's forest, imported on its first fit
+
+        from .core.api import prepare_model  # noqa: F401  the trainer
         from .core.models.devices import resolve_device
 
         self.status.setText(f"device: {resolve_device('auto')}")
