@@ -27,18 +27,15 @@ from superqt.utils import qthrottled
 from ._file_actions import FileActions
 from ._loss_plot import LossPlot
 from ._predict_action import PredictAction
+from ._running import RUNNING, RunningWork, abort_all
 from ._suggestions import SuggestionsPanel
 
 if TYPE_CHECKING:
-    import threading
-
     import napari
 
-    from ._live import LiveSession
     from .core.models.model import Model
     from .core.train.messages import Report
 
-RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
 MODEL_CHOICES = {"auto (3D for volumes)": None, "2D (plane by plane)": 2, "3D": 3}
 NO_PRETRAINED = "—"
 # The status and loss curve are redrawn at most this often: a redraw per step (reports come 10-30 times a
@@ -46,16 +43,7 @@ NO_PRETRAINED = "—"
 REPORT_REDRAW_MS = 500
 
 
-def _abort_all(running: dict) -> None:
-    """Quit whatever still runs (also when the dock is destroyed: no reference to the dead widget)."""
-    if running["session"] is not None:
-        running["session"].abort()
-    for key in RUNNING[1:]:
-        if running[key] is not None:
-            running[key].quit()
-
-
-class UNetTrainerWidget(FileActions, PredictAction, QWidget):
+class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
     """Paint strokes, train a U-Net live, correct its prediction, save the model."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
@@ -163,7 +151,7 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         from qtpy.QtWidgets import QApplication
 
         QApplication.instance().aboutToQuit.connect(self.shutdown)
-        self.destroyed.connect(functools.partial(_abort_all, self._running))
+        self.destroyed.connect(functools.partial(abort_all, self._running))
 
     # ---- layer choices ------------------------------------------------------------------------
     def _layer_choices(self, kind: str):
@@ -342,49 +330,6 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         self.open_session_button.setEnabled(not busy)
         self.suggestions.update_state()
 
-    @property
-    def session(self) -> LiveSession | None:
-        return self._running["session"]
-
-    @session.setter
-    def session(self, value: LiveSession | None) -> None:
-        self._running["session"] = value
-
-    @property
-    def final_prediction(self):
-        """The final model's prediction after Stop (see :mod:`._final_prediction`) while it runs, else None."""
-        final = self._running["final"]
-        return None if final is None or final.done else final
-
-    @final_prediction.setter
-    def final_prediction(self, value) -> None:
-        self._running["final"] = value
-
-    def _quit_final_prediction(self) -> threading.Event | None:
-        """Another run starts: the final prediction's remaining tiles would overwrite it. Returns the event
-        set once it has ended its piece (None when none is running)."""
-        final = self.final_prediction
-        if final is not None:
-            final.quit()
-        self.final_prediction = None
-        return None if final is None else final.idle
-
-    @property
-    def predict_worker(self):
-        return self._running["predict"]
-
-    @predict_worker.setter
-    def predict_worker(self, value) -> None:
-        self._running["predict"] = value
-
-    @property
-    def export_worker(self):
-        return self._running["export"]
-
-    @export_worker.setter
-    def export_worker(self, value) -> None:
-        self._running["export"] = value
-
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
@@ -394,11 +339,3 @@ class UNetTrainerWidget(FileActions, PredictAction, QWidget):
         if event.type() == QEvent.Type.ParentChange and self.parent() is None:
             self.shutdown()
         super().changeEvent(event)
-
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        """End any running worker and wait for it (the dock or the viewer is closing)."""
-        from qtpy.QtCore import QThreadPool
-
-        _abort_all(self._running)
-        self.session = None
-        QThreadPool.globalInstance().waitForDone(timeout_ms)

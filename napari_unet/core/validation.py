@@ -82,6 +82,14 @@ def check_annotations(labels: np.ndarray, spatial_shape: tuple[int, ...]) -> np.
 SEED_MAX = 2**32 - 1  # numpy's legacy generators take 0..2**32-1; keep seeds portable
 
 
+def check_region(region: tuple[slice, ...] | None, spatial_shape: tuple[int, ...], name: str) -> None:
+    """A clear error unless ``region`` (None: none given) is a non-empty box inside ``spatial_shape``."""
+    if region is not None and (
+        len(region) != len(spatial_shape) or not all(0 <= r.start < r.stop <= n for r, n in zip(region, spatial_shape))
+    ):
+        raise UserInputError(f"the {name} {region} does not lie inside the image of shape {spatial_shape}")
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 

@@ -199,3 +199,13 @@ def test_messages_advise_only_what_the_caller_can_change():
     with pytest.raises(UserInputError, match="use a 2D model") as predicting:
         check_spatial_ndim((6, 7), 3, training=False)
     assert "--dim" not in str(predicting.value) and "\n" not in str(training.value)
+
+
+def test_a_region_outside_the_image_is_a_clear_error():
+    from napari_unet.core.validation import check_region
+
+    check_region((slice(0, 4), slice(2, 8)), (4, 8), "preview region")
+    check_region(None, (4, 8), "preview region")
+    for bad in [(slice(0, 5), slice(0, 8)), (slice(2, 2), slice(0, 8)), (slice(0, 4),)]:
+        with pytest.raises(UserInputError, match="does not lie inside the image of shape"):
+            check_region(bad, (4, 8), "preview region")

@@ -21,7 +21,7 @@ from ..models.config import TrainConfig
 from ..models.devices import resolve_device
 from ..models.model import Model
 from ..models.precision import autocast, precision_name, resolve_precision, use_fixed_shape_tuning
-from ..validation import check_annotations
+from ..validation import check_annotations, check_region
 from .batches import BatchSource
 from .features import Interrupted
 from .losses import sparse_loss
@@ -333,15 +333,6 @@ class _Run:
             self.stop_requested, self.stop_within = True, message.within
 
 
-def _inside(region: tuple[slice, ...] | None, spatial: tuple[int, ...]) -> tuple[slice, ...] | None:
-    """``region`` unchanged when it is a non-empty box inside an image of shape ``spatial``; else a clear error."""
-    if region is not None and (
-        len(region) != len(spatial) or not all(0 <= r.start < r.stop <= n for r, n in zip(region, spatial))
-    ):
-        raise UserInputError(f"the preview region {region} does not lie inside the image of shape {spatial}")
-    return region
-
-
 def train_steps(
     model: Model,
     image: np.ndarray,
@@ -365,13 +356,14 @@ def train_steps(
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     step, loss, start, stopped = 0, float("nan"), time.perf_counter(), ""
     settings = with_learning_rate(settings, model)
+    check_region(preview_region, image.shape[1:], "preview region")
     try:
         run = _Run(model, image, annotations, settings, interrupted)  # fits the pixel classifier: in the budget
     except Interrupted:
         return None
     stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
     try:
-        run.preview_region = _inside(preview_region, run.spatial)
+        run.preview_region = preview_region
         run.preview_wanted = preview_region is not None or run.selection.features_kept
         run.receive_all((yield run.report(0, loss, time.perf_counter() - start, 0.0, run.preview())))
         run.stop_requested |= interrupted is not None and interrupted()  # a Stop on its way: no set-up

@@ -1,0 +1,84 @@
+"""What the dock runs in the background, by kind (a training session, the final prediction after Stop,
+Predict all, an export), and ending it all when the dock or the viewer closes.
+
+A mixin of :class:`~napari_unet._widget.UNetTrainerWidget`: the workers live in its ``_running`` dict,
+shared with the handler of the widget's ``destroyed`` signal (:func:`abort_all`), which must not hold a
+reference to the widget.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import threading
+
+    from ._live import LiveSession
+
+RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
+
+
+def abort_all(running: dict) -> None:
+    """Quit whatever still runs (also when the dock is destroyed: no reference to the dead widget)."""
+    if running["session"] is not None:
+        running["session"].abort()
+    for key in RUNNING[1:]:
+        if running[key] is not None:
+            running[key].quit()
+
+
+class RunningWork:
+    """The dock's background work, one slot per kind of :data:`RUNNING` (in ``self._running``)."""
+
+    _running: dict
+
+    @property
+    def session(self) -> LiveSession | None:
+        return self._running["session"]
+
+    @session.setter
+    def session(self, value: LiveSession | None) -> None:
+        self._running["session"] = value
+
+    @property
+    def final_prediction(self):
+        """The final model's prediction after Stop (see :mod:`._final_prediction`) while it runs, else None."""
+        final = self._running["final"]
+        return None if final is None or final.done else final
+
+    @final_prediction.setter
+    def final_prediction(self, value) -> None:
+        self._running["final"] = value
+
+    def _quit_final_prediction(self) -> threading.Event | None:
+        """Another run starts: the final prediction's remaining tiles would overwrite it. Returns the event
+        set once it has ended its piece (None when none is running)."""
+        final = self.final_prediction
+        if final is not None:
+            final.quit()
+        self.final_prediction = None
+        return None if final is None else final.idle
+
+    @property
+    def predict_worker(self):
+        return self._running["predict"]
+
+    @predict_worker.setter
+    def predict_worker(self, value) -> None:
+        self._running["predict"] = value
+
+    @property
+    def export_worker(self):
+        return self._running["export"]
+
+    @export_worker.setter
+    def export_worker(self, value) -> None:
+        self._running["export"] = value
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """End any running worker and wait for it (the dock or the viewer is closing)."""
+        from qtpy.QtCore import QThreadPool
+
+        abort_all(self._running)
+        self.session = None
+        QThreadPool.globalInstance().waitForDone(timeout_ms)
