@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import _heap
+
 if TYPE_CHECKING:
     import threading
 
@@ -79,6 +81,7 @@ class RunningWork:
         """End any running worker and wait for it (the dock or the viewer is closing)."""
         from qtpy.QtCore import QThreadPool
 
+        _heap.thaw()
         abort_all(self._running)
         self.session = None
         QThreadPool.globalInstance().waitForDone(timeout_ms)

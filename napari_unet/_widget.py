@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
+from . import _heap
 from ._file_actions import FileActions
 from ._loss_plot import LossPlot
 from ._predict_action import PredictAction
@@ -147,11 +148,13 @@ class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
         self.image_combo.changed.connect(self._update_buttons)
         for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
             event.connect(self._reset_choices)
+        self.viewer.layers.events.removed.connect(_heap.thaw)  # a removed layer must be collectable
         # closeEvent reaches only top-level windows: also stop workers when napari quits or the dock goes
         from qtpy.QtWidgets import QApplication
 
         QApplication.instance().aboutToQuit.connect(self.shutdown)
         self.destroyed.connect(functools.partial(abort_all, self._running))
+        self.destroyed.connect(_heap.thaw)
 
     # ---- layer choices ------------------------------------------------------------------------
     def _layer_choices(self, kind: str):
@@ -185,6 +188,7 @@ class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
         if image is None or strokes is None:
             self.show_message("choose an image and a strokes layer (or click 'New strokes layer')")
             return
+        _heap.freeze_long_lived()  # again, if a removed layer thawed it
         init = self.model
         dim = MODEL_CHOICES[self.model_combo.value]
         note = ""
@@ -306,12 +310,14 @@ class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
 
     def _load_engine(self) -> None:
         """Import the trainer now, with torch and scikit-learn's forest (about 1.5 s, once per session), so
-        that the first Train of a session shows its first mask as soon as later ones; show the device."""
+        that the first Train of a session shows its first mask as soon as later ones, and freeze what
+        exists (:mod:`._heap`: short full garbage collections from now on); show the device."""
         import sklearn.ensemble  # noqa: F401  the pixel classifier's forest, imported on its first fit
 
         from .core.api import prepare_model  # noqa: F401  the trainer
         from .core.models.devices import resolve_device
 
+        _heap.freeze_long_lived()
         self.status.setText(f"device: {resolve_device('auto')}")
 
     def _update_buttons(self) -> None:
