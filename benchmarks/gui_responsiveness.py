@@ -105,6 +105,14 @@ class LoopProbe:
         }
 
 
+def timed_full_collection() -> float:
+    """Seconds one full garbage collection takes now, in the viewer with the dock: what the event loop
+    waits whenever Python runs one (whether one ran during the measured run depends on its counters)."""
+    started = time.perf_counter()
+    gc.collect()
+    return time.perf_counter() - started
+
+
 def rate(reports: list[tuple[int, float]]) -> float | None:
     """U-Net steps per second between the first and last report of a step (report 0 is the forest's)."""
     steps = [(s, t) for s, t in reports if s >= 1]
@@ -276,6 +284,7 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         latencies = [stop_s, *more]
         probe.stop()
         memory.stop()
+        full_collection_s = timed_full_collection()
         history = widget.model.config.history[-1]
         report = {"case": name, "image": case.description, "forest_iou": _round(case.forest_iou, 3)}
         if case.truth is not None:  # the forest on the strokes as painted by the end (the simulated ones + dabs)
@@ -288,6 +297,7 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
                 "dock_vs_headless": _round(result["dock_steps_per_s"] / headless)
                 if headless and result["dock_steps_per_s"]
                 else None,
+                "full_collection_at_end_ms": round(full_collection_s * 1000, 1),
                 "stop_to_worker_finished_s": [round(s, 3) for s in latencies],
                 "stop_p95_s": round(float(np.percentile(latencies, 95)), 3),
                 "stop_to_final_mask_on_screen_s": _round(final_shown_s),

@@ -7,13 +7,19 @@ modules, classes and functions that live as long as the process. ``gc.freeze()``
 exist into a permanent generation that collections skip, so later collections visit only what was made
 since (as solara, sglang and Klipper do after start-up).
 
-Frozen objects are still freed when their reference count drops to zero; only a reference cycle among them
-would stay until they are thawed. So that nothing the user discards is kept:
+Frozen objects are still freed when their reference count drops to zero, but a dead reference cycle with a
+frozen member stays, with all it refers to, until the freeze ends. So that what the user discards is freed:
 
-- the freeze comes right after a full collection (no garbage is frozen);
-- it ends (:func:`thaw`) when a layer is removed (layers are cycles, and hold the big arrays) and when the
-  dock closes; the next collection of the oldest generation then frees them as usual;
+- the freeze comes right after a full collection (no garbage is frozen, unless another thread was collecting
+  just then, when ``gc.collect`` does nothing);
+- it ends (:func:`thaw`) when a layer of the dock's viewer is removed (layers are cycles, and hold the big
+  arrays) and when the dock closes; the next full collection then frees them as usual;
 - a later Train freezes again (:func:`freeze_long_lived`, one full collection then).
+
+What it does not cover: an object that existed when the dock opened, outside its viewer's layers (another
+viewer's layers, another plugin's widget), dropped as a cycle while the freeze holds, is freed only once one of
+the above ends it. ``gc.unfreeze`` is process-wide: it also thaws what anything else froze. While frozen,
+``gc.get_objects()`` does not list frozen objects (leak-hunting tools then miss them).
 """
 
 from __future__ import annotations

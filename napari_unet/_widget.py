@@ -188,7 +188,6 @@ class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
         if image is None or strokes is None:
             self.show_message("choose an image and a strokes layer (or click 'New strokes layer')")
             return
-        _heap.freeze_long_lived()  # again, if a removed layer thawed it
         init = self.model
         dim = MODEL_CHOICES[self.model_combo.value]
         note = ""
@@ -196,6 +195,7 @@ class UNetTrainerWidget(FileActions, PredictAction, RunningWork, QWidget):
             init = None  # the user asked for another kind of network: start afresh
             note = f" (a new {dim}D network: the current model is {self.model.dim}D)"
         previous = self._quit_final_prediction()
+        _heap.freeze_long_lived()  # again, if a removed layer thawed it (the previous run is let go of first)
         try:
             self.session = LiveSession(
                 self.viewer,

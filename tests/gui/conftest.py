@@ -37,3 +37,13 @@ def trainer(make_napari_viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
     yield viewer, widget
     widget.shutdown()
+
+
+@pytest.fixture
+def make_napari_viewer(make_napari_viewer):
+    """napari's fixture, with the dock's garbage-collector freeze ended before napari checks for leaked
+    viewers (a test that fails before closing its dock would leave the process frozen)."""
+    from napari_unet import _heap
+
+    yield make_napari_viewer
+    _heap.thaw()

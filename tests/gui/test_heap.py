@@ -17,6 +17,7 @@ class _Node:
 
 
 def test_a_cycle_dropped_while_frozen_waits_for_the_thaw():
+    _heap.thaw()  # whatever an earlier test left
     node = _Node()
     freed = weakref.ref(node)
     _heap.freeze_long_lived()
@@ -40,14 +41,14 @@ def test_a_layer_removed_while_the_dock_is_open_is_freed(make_napari_viewer, qtb
     viewer.open_sample("napari-unet", "nuclei_2d")
     viewer.add_image(np.zeros((64, 64), np.float32), name="scratch")
     freed = weakref.ref(viewer.layers["scratch"])
+    _heap.thaw()
     _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "U-Net trainer")
     try:
-        assert _heap.is_frozen()  # the layer existed when the dock opened: it is frozen
+        assert _heap.is_frozen()  # by the dock; the layer existed when it opened: it is frozen
         viewer.layers.remove("scratch")
         assert not _heap.is_frozen()
-        qtbot.wait(50)  # napari's Qt side lets go of the layer's visual on the event loop
-        gc.collect()
-        assert freed() is None
+        # napari's Qt side lets go of the layer's visual on the event loop
+        qtbot.waitUntil(lambda: gc.collect() is not None and freed() is None, timeout=10_000)
 
         widget.train()
         assert widget.session is not None, widget.message.text()
