@@ -45,8 +45,9 @@ def run(entry: dict, seed: int, budget: float) -> dict:
         image.image, strokes, channel_axis=image.channel_axis, time_budget=budget, seed=seed, callback=reports.append
     )
     wall = time.perf_counter() - started
-    normalized = model.normalize(as_channels_first(image.image, image.channel_axis))
-    forest = model.pixel_classifier.probabilities(normalized)
+    raw = as_channels_first(image.image, image.channel_axis)
+    normalized = model.normalize(raw)
+    forest = model.pixel_classifier.probabilities(model.classifier_input(raw, normalized))
     unet = predict_normalized(model, normalized)
     candidates = {PIXEL_CLASSIFIER: forest, UNET: unet, BLEND: model.combine(forest, unet)}
     return {

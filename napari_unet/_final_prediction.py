@@ -42,8 +42,13 @@ def _labels(
 
     check(interrupted)
     grown = with_context(region, pixels.shape, model.dim)
-    normalized = model.normalize(pixels.read(grown), ranges)
-    labels = labels_from_probabilities(chosen_probabilities(model, normalized, interrupted=interrupted, device=device))
+    raw = pixels.read(grown)
+    normalized = model.normalize(raw, ranges)
+    seen = model.classifier_input(raw, normalized)
+    probabilities = chosen_probabilities(
+        model, normalized, classifier_image=seen, device=device, interrupted=interrupted
+    )
+    labels = labels_from_probabilities(probabilities)
     return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
 
 

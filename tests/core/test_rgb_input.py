@@ -49,3 +49,52 @@ def test_rgb_weights_survive_saving_and_fine_tuning_on_rgb(tmp_path, nuclei_2d):
     tuned.save(tmp_path / "tuned")
     labels = predict(load_model(tmp_path / "tuned"), rgb, channel_axis=-1, device="cpu").labels
     assert labels.shape == nuclei_2d.image.shape and np.isin(labels, [1, 2]).all()
+
+
+def test_the_pixel_classifier_fits_on_colour_and_predict_gives_it_colour(nuclei_2d):
+    """The network sees the grey sum; the classifier sees the three channels (stains differ by colour), in
+    training and in predict, which give the same classifier mask."""
+    from napari_unet.core.models.normalization import colour_channels
+    from napari_unet.core.train.features import features_per_channel
+
+    hue = np.where(nuclei_2d.image > np.median(nuclei_2d.image), 1.0, 0.0)
+    rgb = np.stack([nuclei_2d.image * 0 + 0.5, hue, 1 - hue], axis=-1).astype(np.float32)
+    model = _rgb_model()
+    model.config.normalization.rgb_weights = [1.0, 0.0, 0.0]  # the grey image is flat: only colour tells
+    tuned = train(rgb, nuclei_2d.strokes, channel_axis=-1, init=model, steps=1, time_budget=None, device="cpu", seed=0)
+    classifier = tuned.pixel_classifier
+    per_channel = features_per_channel(2, classifier.config.sigma_min, classifier.config.sigma_max)
+    assert classifier.channels == 3 and classifier.features.shape[1] == 3 * per_channel
+    expected = classifier.probabilities(colour_channels(np.moveaxis(rgb, -1, 0)))
+    tuned.config.selection["chosen"] = "pixel classifier"
+    predicted = predict(tuned, rgb, channel_axis=-1, device="cpu", probabilities=True).probabilities
+    np.testing.assert_allclose(predicted, expected)
+    assert np.unique(predicted.argmax(0)).size == 2  # colour alone separates the classes
+
+
+def test_a_model_whose_classifier_saw_grey_keeps_feeding_it_grey(rng):
+    """Models saved before the classifier saw colour: their classifier's features are of the grey channel."""
+    from napari_unet.core.train.pixel_classifier import PixelClassifier
+
+    grey = rng.random((1, 40, 40), dtype=np.float32)
+    strokes = np.zeros((40, 40), np.uint8)
+    strokes[5, 5:30], strokes[30, 5:30] = 1, 2
+    model = _rgb_model()
+    model.pixel_classifier = PixelClassifier.fit(grey, strokes, dim=2, num_classes=2)
+    rgb = rng.integers(0, 256, (3, 40, 40), dtype=np.uint8)
+    normalized = model.normalize(rgb)
+    assert model.pixel_classifier.channels == 1
+    assert model.classifier_input(rgb, normalized) is normalized
+    assert model.classifier_input(rgb, normalized, fitting=True).shape == (3, 40, 40)
+
+
+@pytest.mark.parametrize(("dtype", "top"), [(np.uint8, 255), (np.uint16, 65535), (np.int16, 32767), (np.float32, 7.5)])
+def test_colour_channels_scale_by_the_dtype_range_so_blocks_match_the_whole(dtype, top):
+    from napari_unet.core.models.normalization import colour_channels
+
+    image = np.zeros((3, 4, 4), dtype)
+    image[1, 2, 2] = top
+    scaled = colour_channels(image)
+    assert scaled.dtype == np.float32
+    assert scaled[1, 2, 2] == pytest.approx(1.0 if np.issubdtype(dtype, np.integer) else top)
+    np.testing.assert_array_equal(colour_channels(image[:, 1:3]), scaled[:, 1:3])

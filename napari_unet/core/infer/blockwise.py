@@ -127,9 +127,11 @@ class BlockSettings:
     def compute(self, model: Model, raw: np.ndarray, block: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Labels and probabilities ``(K, *block)`` of one block from its raw region."""
         _, inner = self.plan.region(block)
+        normalized = model.normalize(raw, self.ranges)
         probabilities = chosen_probabilities(
             model,
-            model.normalize(raw, self.ranges),
+            normalized,
+            classifier_image=model.classifier_input(raw, normalized),
             tile_size=self.tile_size,
             overlap=self.overlap,
             batch_size=self.batch_size,

@@ -105,15 +105,18 @@ def chosen_probabilities(
     image: np.ndarray,
     progress: Callable[[int, int], None] | None = None,
     interrupted: Callable[[], bool] | None = None,
+    classifier_image: np.ndarray | None = None,
     **unet_settings,
 ) -> np.ndarray:
     """``(K, *spatial)`` probabilities of a normalised ``(C, *spatial)`` image from the model's chosen
-    candidate (:attr:`Model.chosen`): its pixel classifier, its U-Net (:func:`predict_normalized`, which
-    takes ``unet_settings``) or their blend. ``interrupted`` is asked between tiles and the classifier's
+    candidate (:attr:`Model.chosen`): its pixel classifier (on ``classifier_image``, see
+    :meth:`Model.classifier_input`; None: ``image``), its U-Net (:func:`predict_normalized`, which takes
+    ``unet_settings``) or their blend. ``interrupted`` is asked between tiles and the classifier's
     blocks; when it says so, :class:`~napari_unet.core.train.features.Interrupted` is raised."""
     check(interrupted)
+    classifier_image = image if classifier_image is None else classifier_image
     if model.chosen == PIXEL_CLASSIFIER:
-        probabilities = model.pixel_classifier.probabilities(image, interrupted=interrupted)
+        probabilities = model.pixel_classifier.probabilities(classifier_image, interrupted=interrupted)
         if progress is not None:
             progress(1, 1)
         return probabilities
@@ -125,7 +128,8 @@ def chosen_probabilities(
 
     probabilities = predict_normalized(model, image, progress=tiles_done, **unet_settings)
     if model.chosen == BLEND:
-        return model.combine(model.pixel_classifier.probabilities(image, interrupted=interrupted), probabilities)
+        forest = model.pixel_classifier.probabilities(classifier_image, interrupted=interrupted)
+        return model.combine(forest, probabilities)
     return probabilities
 
 
@@ -158,6 +162,7 @@ def predict(
     probs = chosen_probabilities(
         model,
         normalized,
+        classifier_image=model.classifier_input(channels_first, normalized),
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,

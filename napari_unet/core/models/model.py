@@ -22,7 +22,7 @@ from ..train.pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClas
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
-from .normalization import normalize, percentile_ranges, reduce_rgb
+from .normalization import colour_channels, normalize, percentile_ranges, reduce_rgb
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -114,6 +114,17 @@ class Model:
         An RGB image for a model with ``rgb_weights`` becomes one channel first."""
         norm = self.config.normalization
         return normalize(reduce_rgb(image, norm.rgb_weights), norm, ranges)
+
+    def classifier_input(self, raw: np.ndarray, normalized: np.ndarray, fitting: bool = False) -> np.ndarray:
+        """What the pixel classifier sees of a ``(C, *spatial)`` raw image whose network input is
+        ``normalized``: an RGB image the network sees as one grey channel (``rgb_weights``) in colour
+        (:func:`.normalization.colour_channels`: stains differ by colour more than by grey level), anything else
+        as the network does. ``fitting``: for a classifier about to be fitted; otherwise the fitted one's own
+        channel count decides (a model saved before classifiers saw colour keeps its grey one)."""
+        colour = raw.shape[0] == 3 and normalized.shape[0] == 1
+        if not colour or not (fitting or (self.pixel_classifier is not None and self.pixel_classifier.channels == 3)):
+            return normalized
+        return colour_channels(raw)
 
     def intensity_ranges(self, image) -> list[list[float]]:
         """Per-channel percentile ranges of a ``(C, *spatial)`` image (array or on-disk view; an RGB one

@@ -46,6 +46,17 @@ def reduce_rgb(image: np.ndarray, weights: list[float] | None) -> np.ndarray:
     return grey[None]
 
 
+def colour_channels(image: np.ndarray) -> np.ndarray:
+    """``(3, *spatial)`` RGB → float32 with each channel scaled by its dtype's range (integers; floats as
+    they are): what the pixel classifier sees of an image the network sees as one grey channel. A fixed
+    scale, not percentiles, so any block of an image is scaled as the whole; a forest does not depend on
+    the scale of its features, only on their order."""
+    image = np.asarray(image)
+    scale = 1.0 / np.iinfo(image.dtype).max if image.dtype.kind in "iu" else 1.0
+    out = image.astype(np.float32) * np.float32(scale)
+    return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def normalize(image: np.ndarray, config: NormalizationConfig, ranges: list[list[float]] | None = None) -> np.ndarray:
     """``(C, *spatial)`` any dtype → float32 scaled so the percentiles map to 0 and 1.
 

@@ -3,7 +3,8 @@
 It is the first mask the user sees (about a second on 1024² on the CPU) and a candidate the trainer
 compares with the U-Net on held-out strokes. Features (intensity, edges, texture at σ = 1..16 in 2D) come
 with the values of ``skimage.feature.multiscale_basic_features`` (see :mod:`.features`) on the model-normalised
-image, per channel. Prediction runs
+image, per channel (an RGB image that the network sees as one grey channel, in colour: see
+:meth:`~napari_unet.core.models.model.Model.classifier_input`). Prediction runs
 in chunks with a halo covering the widest filter, so chunked and whole-image results are the same.
 
 On disk only arrays: the training features and labels (``pixel_classifier.npz``, read with
@@ -171,6 +172,12 @@ class PixelClassifier:
         voxels = subsample_painted(annotations, config.max_voxels_per_class, config.seed)
         features = features_at(normalized, voxels, dim, config)
         return cls(features, annotations.ravel()[voxels], dim=dim, num_classes=num_classes, config=config)
+
+    @property
+    def channels(self) -> int:
+        """Image channels it was fitted on (its features come per channel)."""
+        per_channel = features_per_channel(self.dim, self.config.sigma_min, self.config.sigma_max)
+        return self.features.shape[1] // per_channel
 
     def probabilities_of(self, features: np.ndarray, interrupted: Callable[[], bool] | None = None) -> np.ndarray:
         """``(N, F)`` features → ``(K, N)`` float32 class probabilities (0 for classes never painted).

@@ -42,7 +42,9 @@ WHOLE_MAP_SHARE = 0.75  # once the previews since a fit add up to this share of 
 class Selection:
     """Candidates, their held-out scores and the current choice for one training image.
 
-    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke. With
+    ``normalized`` is the ``(C, *spatial)`` training image, ``annotations`` every stroke;
+    ``classifier_image`` what the pixel classifier sees of it (see :meth:`Model.classifier_input`; None:
+    ``normalized``). With
     ``training_map``, the training-share classifier's map of the whole image is available too
     (:meth:`training_probabilities`, for pseudo-labels; not for images too big for one feature map).
     ``interrupted`` may end the first fit early (:class:`.features.Interrupted`).
@@ -56,12 +58,14 @@ class Selection:
         seed: int | None,
         training_map: bool = False,
         interrupted: Callable[[], bool] | None = None,
+        classifier_image: np.ndarray | None = None,
     ) -> None:
         self.model, self.normalized, self.training_map = model, normalized, training_map
+        self.classifier_image = normalized if classifier_image is None else classifier_image
         self.config = PixelClassifierConfig.for_dim(model.dim)
         self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
-        if normalized.size <= FEATURE_MAP_VOXELS:
-            self._features = feature_map(normalized, model.dim, self.config, interrupted)
+        if self.classifier_image.size <= FEATURE_MAP_VOXELS:
+            self._features = feature_map(self.classifier_image, model.dim, self.config, interrupted)
         self.update(annotations, seed, interrupted)
 
     def update(
@@ -80,7 +84,7 @@ class Selection:
         if self._features is not None:
             features = self._features.reshape(-1, self._features.shape[-1])[voxels]
         else:
-            features = features_at(self.normalized, voxels, model.dim, config, interrupted)
+            features = features_at(self.classifier_image, voxels, model.dim, config, interrupted)
         labels = annotations.ravel()[voxels]
         training = split.training.ravel()[voxels] > 0
         held = np.isin(voxels, split.voxels)
@@ -176,7 +180,7 @@ class Selection:
         a 3D box, is mapped alone), else computed for the region. ``interrupted`` as in :mod:`.features`
         (the map is then not kept)."""
         if self._features is None:
-            return self.classifier.probabilities(self.normalized, region, interrupted)
+            return self.classifier.probabilities(self.classifier_image, region, interrupted)
         if self._forest_map is None:
             features = self._features[region]
             voxels = math.prod(features.shape[:-1])

@@ -80,6 +80,7 @@ class _Run:
             settings.seed,
             training_map=settings.pseudo_label_weight > 0,
             interrupted=interrupted,
+            classifier_image=model.classifier_input(image, self.normalized, fitting=True),
         )
         self.sampler = PatchSampler(
             self.normalized, self.selection.split.training, self.patch, rng, settings.uniform_patch_share
