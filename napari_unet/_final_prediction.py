@@ -44,7 +44,7 @@ def _labels(
     grown = with_context(region, pixels.shape, model.dim)
     raw = pixels.read(grown)
     normalized = model.normalize(raw, ranges)
-    seen = model.classifier_input(raw, normalized)
+    seen = model.classifier_input(raw, normalized, ranges)
     probabilities = chosen_probabilities(
         model, normalized, classifier_image=seen, device=device, interrupted=interrupted
     )

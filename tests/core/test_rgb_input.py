@@ -53,8 +53,8 @@ def test_rgb_weights_survive_saving_and_fine_tuning_on_rgb(tmp_path, nuclei_2d):
 
 def test_the_pixel_classifier_fits_on_colour_and_predict_gives_it_colour(nuclei_2d):
     """The network sees the grey sum; the classifier sees the three channels (stains differ by colour), in
-    training and in predict, which give the same classifier mask."""
-    from napari_unet.core.models.normalization import colour_channels
+    training and in predict, which give the same classifier mask; a grey image reaches it as three equal
+    channels."""
     from napari_unet.core.train.features import features_per_channel
 
     hue = np.where(nuclei_2d.image > np.median(nuclei_2d.image), 1.0, 0.0)
@@ -65,11 +65,15 @@ def test_the_pixel_classifier_fits_on_colour_and_predict_gives_it_colour(nuclei_
     classifier = tuned.pixel_classifier
     per_channel = features_per_channel(2, classifier.config.sigma_min, classifier.config.sigma_max)
     assert classifier.channels == 3 and classifier.features.shape[1] == 3 * per_channel
-    expected = classifier.probabilities(colour_channels(np.moveaxis(rgb, -1, 0)))
     tuned.config.selection["chosen"] = "pixel classifier"
+    raw = np.moveaxis(rgb, -1, 0)
+    seen = tuned.classifier_input(raw, tuned.normalize(raw))
+    assert seen.shape == raw.shape
     predicted = predict(tuned, rgb, channel_axis=-1, device="cpu", probabilities=True).probabilities
-    np.testing.assert_allclose(predicted, expected)
+    np.testing.assert_allclose(predicted, classifier.probabilities(seen))
     assert np.unique(predicted.argmax(0)).size == 2  # colour alone separates the classes
+    grey = predict(tuned, nuclei_2d.image, device="cpu").labels  # three equal channels for the colour classifier
+    assert grey.shape == nuclei_2d.image.shape and np.isin(grey, [1, 2]).all()
 
 
 def test_a_model_whose_classifier_saw_grey_keeps_feeding_it_grey(rng):
@@ -81,20 +85,25 @@ def test_a_model_whose_classifier_saw_grey_keeps_feeding_it_grey(rng):
     strokes[5, 5:30], strokes[30, 5:30] = 1, 2
     model = _rgb_model()
     model.pixel_classifier = PixelClassifier.fit(grey, strokes, dim=2, num_classes=2)
+    model.config.selection = {"chosen": "pixel classifier"}
     rgb = rng.integers(0, 256, (3, 40, 40), dtype=np.uint8)
     normalized = model.normalize(rgb)
     assert model.pixel_classifier.channels == 1
     assert model.classifier_input(rgb, normalized) is normalized
     assert model.classifier_input(rgb, normalized, fitting=True).shape == (3, 40, 40)
+    labels = predict(model, np.moveaxis(rgb, 0, -1), channel_axis=-1, device="cpu").labels
+    assert labels.shape == (40, 40)
 
 
-@pytest.mark.parametrize(("dtype", "top"), [(np.uint8, 255), (np.uint16, 65535), (np.int16, 32767), (np.float32, 7.5)])
-def test_colour_channels_scale_by_the_dtype_range_so_blocks_match_the_whole(dtype, top):
-    from napari_unet.core.models.normalization import colour_channels
-
-    image = np.zeros((3, 4, 4), dtype)
-    image[1, 2, 2] = top
-    scaled = colour_channels(image)
-    assert scaled.dtype == np.float32
-    assert scaled[1, 2, 2] == pytest.approx(1.0 if np.issubdtype(dtype, np.integer) else top)
-    np.testing.assert_array_equal(colour_channels(image[:, 1:3]), scaled[:, 1:3])
+def test_the_classifier_sees_colour_as_the_network_sees_grey_whatever_the_dtype(rng):
+    """Each colour channel is mapped as the grey sum is (its percentiles, as the network's input), so the same
+    image as uint8 or as float32 in 0..255 gives the classifier the same input."""
+    model = _rgb_model()
+    rgb = rng.integers(0, 256, (3, 32, 32), dtype=np.uint8)
+    seen = model.classifier_input(rgb, model.normalize(rgb), fitting=True)
+    as_float = rgb.astype(np.float32)
+    same = model.classifier_input(as_float, model.normalize(as_float), fitting=True)
+    np.testing.assert_allclose(same, seen, rtol=1e-6)
+    weights = np.float32(WEIGHTS)[:, None, None]
+    grey = (as_float * weights).sum(0)
+    np.testing.assert_allclose((seen * weights).sum(0), model.normalize(grey[None])[0], atol=1e-5)

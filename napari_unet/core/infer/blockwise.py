@@ -131,7 +131,7 @@ class BlockSettings:
         probabilities = chosen_probabilities(
             model,
             normalized,
-            classifier_image=model.classifier_input(raw, normalized),
+            classifier_image=model.classifier_input(raw, normalized, self.ranges),
             tile_size=self.tile_size,
             overlap=self.overlap,
             batch_size=self.batch_size,

@@ -22,7 +22,7 @@ from ..train.pixel_classifier import CLASSIFIER_FILE, PixelClassifier, PixelClas
 from .config import ModelConfig, NetworkConfig, NormalizationConfig
 from .model_card import model_card
 from .network import UNet, pool_strides_for_spacing
-from .normalization import colour_channels, normalize, percentile_ranges, reduce_rgb
+from .normalization import colour_channels, normalize, percentile_ranges, reduce_rgb, usable_ranges
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -115,16 +115,28 @@ class Model:
         norm = self.config.normalization
         return normalize(reduce_rgb(image, norm.rgb_weights), norm, ranges)
 
-    def classifier_input(self, raw: np.ndarray, normalized: np.ndarray, fitting: bool = False) -> np.ndarray:
+    def classifier_input(
+        self,
+        raw: np.ndarray,
+        normalized: np.ndarray,
+        ranges: list[list[float]] | None = None,
+        fitting: bool = False,
+    ) -> np.ndarray:
         """What the pixel classifier sees of a ``(C, *spatial)`` raw image whose network input is
-        ``normalized``: an RGB image the network sees as one grey channel (``rgb_weights``) in colour
-        (:func:`.normalization.colour_channels`: stains differ by colour more than by grey level), anything else
-        as the network does. ``fitting``: for a classifier about to be fitted; otherwise the fitted one's own
-        channel count decides (a model saved before classifiers saw colour keeps its grey one)."""
-        colour = raw.shape[0] == 3 and normalized.shape[0] == 1
-        if not colour or not (fitting or (self.pixel_classifier is not None and self.pixel_classifier.channels == 3)):
+        ``normalized`` (made with ``ranges``; None: the image's own): an RGB image the network sees as one
+        grey channel (``rgb_weights``) in colour (:func:`.normalization.colour_channels`: stains differ by
+        colour more than by grey level), anything else as the network does. ``fitting``: for a classifier
+        about to be fitted (colour for an RGB image); otherwise the fitted classifier's channel count decides
+        (a grey image is given to a colour one as three equal channels; a model saved before classifiers saw
+        colour keeps its grey one), and a model that predicts with its U-Net alone gets ``normalized``."""
+        if normalized.shape[0] != 1:
             return normalized
-        return colour_channels(raw)
+        fitted_on_colour = self.chosen != UNET and self.pixel_classifier.channels == 3
+        if not (raw.shape[0] == 3 if fitting else fitted_on_colour):
+            return normalized
+        grey_range = usable_ranges(self.intensity_ranges(raw) if ranges is None else ranges, self.config.normalization)
+        rgb = raw if raw.shape[0] == 3 else np.repeat(np.asarray(raw), 3, axis=0)
+        return colour_channels(rgb, grey_range[0])
 
     def intensity_ranges(self, image) -> list[list[float]]:
         """Per-channel percentile ranges of a ``(C, *spatial)`` image (array or on-disk view; an RGB one

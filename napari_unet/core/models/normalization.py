@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .config import NormalizationConfig
@@ -46,15 +48,23 @@ def reduce_rgb(image: np.ndarray, weights: list[float] | None) -> np.ndarray:
     return grey[None]
 
 
-def colour_channels(image: np.ndarray) -> np.ndarray:
-    """``(3, *spatial)`` RGB → float32 with each channel scaled by its dtype's range (integers; floats as
-    they are): what the pixel classifier sees of an image the network sees as one grey channel. A fixed
-    scale, not percentiles, so any block of an image is scaled as the whole; a forest does not depend on
-    the scale of its features, only on their order."""
-    image = np.asarray(image)
-    scale = 1.0 / np.iinfo(image.dtype).max if image.dtype.kind in "iu" else 1.0
-    out = image.astype(np.float32) * np.float32(scale)
+def colour_channels(image: np.ndarray, grey_range: Sequence[float]) -> np.ndarray:
+    """``(3, *spatial)`` RGB → float32, each channel mapped as the model maps their weighted grey sum
+    (``grey_range``: the ``[low, high]`` that become 0 and 1): what the pixel classifier sees of an image the
+    network sees as one grey channel. One map for all three keeps their balance (the colour), and it comes
+    from the image's own percentiles, as the network's does, so exposure and dtype do not matter."""
+    low, high = grey_range
+    out = np.asarray(image, np.float32) - np.float32(low)
+    out *= np.float32(1.0 / max(high - low, 1e-12))
     return np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def usable_ranges(ranges: list[list[float]], config: NormalizationConfig) -> list[list[float]]:
+    """``ranges`` with a flat channel's (``high - low`` ≈ 0) replaced by the range fitted at training."""
+    return [
+        list(config.fitted[c]) if high - low <= 1e-12 and c < len(config.fitted) else [low, high]
+        for c, (low, high) in enumerate(ranges)
+    ]
 
 
 def normalize(image: np.ndarray, config: NormalizationConfig, ranges: list[list[float]] | None = None) -> np.ndarray:
@@ -67,9 +77,7 @@ def normalize(image: np.ndarray, config: NormalizationConfig, ranges: list[list[
     if ranges is None:
         ranges = percentile_ranges(image, config.low_percentile, config.high_percentile)
     out = np.empty(image.shape, np.float32)
-    for c, (lo, hi) in enumerate(ranges):
-        if hi - lo <= 1e-12 and c < len(config.fitted):
-            lo, hi = config.fitted[c]
+    for c, (lo, hi) in enumerate(usable_ranges(ranges, config)):
         scale = 1.0 / max(hi - lo, 1e-12)
         np.subtract(image[c], lo, out=out[c], casting="unsafe")
         out[c] *= scale

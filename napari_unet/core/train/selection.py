@@ -32,7 +32,9 @@ from .pixel_classifier import (
 )
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
-FEATURE_MAP_VOXELS = 6_000_000  # voxels × channels up to which all features are computed once and kept (~0.5 GB)
+# voxels × network channels up to which all features are computed once and kept (~0.5 GB; ~1.5 GB for an RGB
+# image the network sees as grey, whose classifier has three channels' features)
+FEATURE_MAP_VOXELS = 6_000_000
 MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the pixel classifier to replace it
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win,
 MIN_LEAD_VOXELS = 5  # ...or lose by fewer held-out voxels than this (a sign test's p ≈ 0.03 at 5 to 0)
@@ -64,7 +66,7 @@ class Selection:
         self.classifier_image = normalized if classifier_image is None else classifier_image
         self.config = PixelClassifierConfig.for_dim(model.dim)
         self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
-        if self.classifier_image.size <= FEATURE_MAP_VOXELS:
+        if normalized.size <= FEATURE_MAP_VOXELS:
             self._features = feature_map(self.classifier_image, model.dim, self.config, interrupted)
         self.update(annotations, seed, interrupted)
 
