@@ -1,11 +1,11 @@
 """A fast pixel classifier: a random forest on multiscale features (the ilastik recipe).
 
-It is the first mask the user sees (about a second on 1024² on the CPU) and a candidate the trainer
-compares with the U-Net on held-out strokes. Features (intensity, edges, texture at σ = 1..16 in 2D) come
-with the values of ``skimage.feature.multiscale_basic_features`` (see :mod:`.features`) on the model-normalised
-image, per channel (an RGB image that the network sees as one grey channel, in colour: see
-:meth:`~napari_unet.core.models.model.Model.classifier_input`). Prediction runs
-in chunks with a halo covering the widest filter, so chunked and whole-image results are the same.
+It is the first mask the user sees (about a second on a grey 1024² image on the CPU, 2-3 s on an RGB one)
+and a candidate the trainer compares with the U-Net on held-out strokes. Features (intensity, edges, texture
+at σ = 1..16 in 2D) come with the values of ``skimage.feature.multiscale_basic_features`` (see
+:mod:`.features`) on the model-normalised image, per channel (an RGB image that the network sees as one grey
+channel, in colour: see :meth:`~napari_unet.core.models.model.Model.classifier_input`). Prediction runs in
+chunks with a halo covering the widest filter, so chunked and whole-image results are the same.
 
 On disk only arrays: the training features and labels (``pixel_classifier.npz``, read with
 ``allow_pickle=False``); the forest is refitted from them at load, deterministically (fixed seed, one job).
