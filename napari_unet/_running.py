@@ -15,7 +15,6 @@ from . import _heap
 if TYPE_CHECKING:
     import threading
 
-    from ._live import LiveSession
 
 RUNNING = ("session", "final", "predict", "export")  # what may run in the background, by kind
 
@@ -29,18 +28,22 @@ def abort_all(running: dict) -> None:
             running[key].quit()
 
 
+def _slot(key: str, doc: str) -> property:
+    """A property that reads and writes ``self._running[key]``."""
+
+    def write(self, value) -> None:
+        self._running[key] = value
+
+    return property(lambda self: self._running[key], write, doc=doc)
+
+
 class RunningWork:
     """The dock's background work, one slot per kind of :data:`RUNNING` (in ``self._running``)."""
 
     _running: dict
-
-    @property
-    def session(self) -> LiveSession | None:
-        return self._running["session"]
-
-    @session.setter
-    def session(self, value: LiveSession | None) -> None:
-        self._running["session"] = value
+    session = _slot("session", "The training session (:class:`._live.LiveSession`) while it runs, else None.")
+    predict_worker = _slot("predict", "Predict all's worker while it runs, else None.")
+    export_worker = _slot("export", "Export masks' worker while it runs, else None.")
 
     @property
     def final_prediction(self):
@@ -60,22 +63,6 @@ class RunningWork:
             final.quit()
         self.final_prediction = None
         return None if final is None else final.idle
-
-    @property
-    def predict_worker(self):
-        return self._running["predict"]
-
-    @predict_worker.setter
-    def predict_worker(self, value) -> None:
-        self._running["predict"] = value
-
-    @property
-    def export_worker(self):
-        return self._running["export"]
-
-    @export_worker.setter
-    def export_worker(self, value) -> None:
-        self._running["export"] = value
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """End any running worker and wait for it (the dock or the viewer is closing)."""

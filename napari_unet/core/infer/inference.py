@@ -158,11 +158,12 @@ def predict(
     check_image_values(channels_first)
     device = resolve_device(device)
     check_tile_memory(model, channels_first.shape[1:], tile_size, batch_size, device)
-    normalized = model.normalize(channels_first)
+    ranges = model.intensity_ranges(channels_first)  # once, for the network's input and the classifier's
+    normalized = model.normalize(channels_first, ranges)
     probs = chosen_probabilities(
         model,
         normalized,
-        classifier_image=model.classifier_input(channels_first, normalized),
+        classifier_image=model.classifier_input(channels_first, normalized, ranges),
         tile_size=tile_size,
         overlap=overlap,
         batch_size=batch_size,
