@@ -1,7 +1,8 @@
 """Live training in a real napari viewer while a simulated user paints: how long the Qt event loop stalls,
 how soon a prediction layer and a mask as good as the forest appear, how often it refreshes, how fast Stop
 ends the worker and shows the final model's mask, peak memory, and training steps/s in the dock against
-the same training run headless in the same process.
+the same training run headless in the same process. The peer for the stalls, in the same run: napari
+itself with the same dabs painted and nothing training (``napari_alone_*``).
 
 Three cases (see gui_cases.py): ``real`` (a 2018 Data Science Bowl dev image, read from ../shared),
 ``large2d`` (4096² uint16) and ``zarr3d`` (64×1024×1024 uint16 zarr, opened lazily). Each case runs in
@@ -16,6 +17,7 @@ import argparse
 import datetime
 import functools
 import gc
+import itertools
 import json
 import os
 import platform
@@ -24,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -177,18 +180,59 @@ def iou_now(viewer, case: Case) -> float | None:
     return float(foreground_iou(np.asarray(viewer.layers[f"{case.name} prediction"].data) == 2, case.truth > 0))
 
 
-def train_and_paint(app, viewer, widget, strokes, case: Case, seconds: float, screenshot: str | None) -> dict:
+def run_event_loop(seconds: float, every: list[tuple[float, Callable[[], None]]]) -> None:
+    """Run Qt's own event loop for ``seconds``, as napari does, calling each ``(interval_s, slot)`` on a
+    QTimer (a busy loop of ``processEvents`` would take the GIL from the training thread a thousand times
+    a second, and hide stalls that a sleeping event loop shows)."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop, timers = QEventLoop(), []
+    for interval, slot in every:
+        timer = QTimer()
+        timer.setInterval(int(interval * 1000))
+        timer.timeout.connect(slot)
+        timer.start()
+        timers.append(timer)
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
+    for timer in timers:
+        timer.stop()
+
+
+def napari_alone(strokes, case: Case, seconds: float) -> dict:
+    """The peer in the same run: napari's own event-loop stalls and CPU while the same dabs are painted
+    and nothing trains (then the strokes are put back as they were)."""
+    before = np.array(strokes.data, copy=True)
+    dabs = itertools.count()
+    probe = LoopProbe()
+    probe.timer.start()
+    cpu = os.times()
+    run_event_loop(seconds, [(PAINT_EVERY_S, lambda: paint(strokes, case, next(dabs)))])
+    used = os.times()
+    probe.stop()
+    strokes.data = before
+    cores = (used.user + used.system - cpu.user - cpu.system) / seconds
+    stalls = probe.summary()
+    return {f"napari_alone_{key}": stalls[key] for key in ("stall_p50_ms", "stall_p95_ms", "stall_max_ms")} | {
+        "napari_alone_cpu_cores": round(cores, 2)
+    }
+
+
+def train_and_paint(viewer, widget, strokes, case: Case, seconds: float, screenshot: str | None) -> dict:
     """Train for ``seconds`` with a dab every 0.2 s; when things first appeared, relative to Train."""
     reports: list[tuple[int, float]] = []
     seen = {"layer": None, "mask": None, "within_forest": None}
     ious: list[float] = []
+    dabs = itertools.count()
     started = time.perf_counter()
     widget.train()
     session = widget.session
     session.worker.yielded.connect(lambda r: reports.append((r.step, r.elapsed)))
-    shown, dabs, now = 0, 0, started
-    while (now := time.perf_counter()) - started < seconds:
-        app.processEvents()
+    shown = 0
+
+    def watch() -> None:
+        nonlocal screenshot, shown
+        now = time.perf_counter()
         if seen["layer"] is None and f"{case.name} prediction" in viewer.layers:
             seen["layer"] = now - started
         if session.previews_shown > shown:
@@ -199,20 +243,18 @@ def train_and_paint(app, viewer, widget, strokes, case: Case, seconds: float, sc
                 ious.append(iou)
                 if seen["within_forest"] is None and iou >= case.forest_iou - 0.02:
                     seen["within_forest"] = now - started
-        if now - started >= PAINT_EVERY_S * (dabs + 1):
-            paint(strokes, case, dabs)
-            dabs += 1
         if screenshot and now - started >= seconds / 2:
             viewer.screenshot(screenshot, canvas_only=False)
             screenshot = None
-        time.sleep(0.001)
+
+    run_event_loop(seconds, [(PAINT_EVERY_S, lambda: paint(strokes, case, next(dabs))), (TICK_MS / 1000, watch)])
     return {
         "first_layer_s": _round(seen["layer"]),
         "first_mask_s": _round(seen["mask"]),
         "first_mask_within_forest_s": _round(seen["within_forest"]),
         "ious_on_screen": [round(i, 3) for i in ious],
         "refreshes_per_minute": round(shown * 60 / seconds, 1),
-        "dabs_painted": dabs,
+        "dabs_painted": next(dabs),
         "dock_steps_per_s": _round(rate(reports)),
         "showing_at_end": widget.status.text().split("\n")[1] if "\n" in widget.status.text() else None,
     }
@@ -273,10 +315,12 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         viewer, widget, strokes = open_viewer(case)
         app = QApplication.instance()
         settle(app, 1.0)
+        alone = napari_alone(strokes, case, min(seconds, 10.0))
+        settle(app, 1.0)
         probe = LoopProbe()
         probe.timer.start()
         memory.start()
-        result = train_and_paint(app, viewer, widget, strokes, case, seconds, screenshot)
+        result = train_and_paint(viewer, widget, strokes, case, seconds, screenshot)
         painting_peak = memory.peak
         stop_s, final_shown_s = stop_and_wait(app, widget)
         first_stop_peak = memory.peak
@@ -292,6 +336,7 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         report |= (
             result
             | probe.summary()
+            | alone
             | {
                 "headless_steps_per_s": _round(headless),
                 "dock_vs_headless": _round(result["dock_steps_per_s"] / headless)
