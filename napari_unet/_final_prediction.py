@@ -16,18 +16,25 @@ from ._inputs import Box, LayerPixels, split_by_box
 if TYPE_CHECKING:
     from .core.models.model import Model
 
-CONTEXT = 64  # voxels of image around each region, in-plane (the pixel classifier's widest filter is σ 16)
-CONTEXT_ACROSS = 8  # and across planes, for a 3D model
+CONTEXT = 64  # voxels of image around each region, in-plane (at least the pixel classifier's reach, 66 in 2D)...
+CONTEXT_ACROSS = 8  # ...and across planes, for a 3D model (its classifier's 34 would read 4× the planes)
 PIECE_VOXELS = 1024 * 1024  # the visible region is predicted in pieces of at most this many voxels (2D)...
 PIECE_VOXELS_3D = 4 * PIECE_VOXELS  # ...or these (3D: thin pieces would cost more context than inside)
 
 
-def with_context(region: Box, shape: tuple[int, ...], model_dim: int) -> Box:
-    """``region`` grown by the context the model looks at, within ``shape``."""
+def with_context(region: Box, shape: tuple[int, ...], model: Model) -> Box:
+    """``region`` grown by the context ``model`` looks at, within ``shape``: in-plane, :data:`CONTEXT` or its
+    pixel classifier's halo when its predictions use the classifier (so a region's labels are the whole
+    image's there); across planes, :data:`CONTEXT_ACROSS` for a 3D model."""
+    from .core.models.model import UNET
+
+    in_plane = CONTEXT
+    if model.pixel_classifier is not None and model.chosen != UNET:
+        in_plane = max(in_plane, model.pixel_classifier.config.halo)
     ndim = len(shape)
     grown = []
     for axis, (r, size) in enumerate(zip(region, shape)):
-        margin = CONTEXT if axis >= ndim - 2 else (CONTEXT_ACROSS if model_dim == 3 else 0)
+        margin = in_plane if axis >= ndim - 2 else (CONTEXT_ACROSS if model.dim == 3 else 0)
         grown.append(slice(max(0, r.start - margin), min(size, r.stop + margin)))
     return tuple(grown)
 
@@ -41,7 +48,7 @@ def _labels(
     from .core.train.features import check
 
     check(interrupted)
-    grown = with_context(region, pixels.shape, model.dim)
+    grown = with_context(region, pixels.shape, model)
     raw = pixels.read(grown)
     normalized = model.normalize(raw, ranges)
     seen = model.classifier_input(raw, normalized, ranges)

@@ -165,3 +165,30 @@ def test_the_first_mask_region_is_the_painted_piece_of_the_screen_inside_the_box
     assert first_preview_region(unpainted, box, strokes) is None  # no strokes on screen: the default
     small = (slice(0, 4), slice(0, 100), slice(0, 100))
     assert first_preview_region(visible, small, np.ones((4, 100, 100), np.uint8)) is None  # the whole box
+
+
+def test_a_final_region_is_labelled_as_in_the_whole_image(nuclei_2d):
+    """The final prediction reads enough context around a region that the pixel classifier's features,
+    and so its labels, are the whole image's there (its widest filter reaches 66 pixels in 2D)."""
+    from napari_unet._final_prediction import predict_regions, with_context
+    from napari_unet.core.api import predict, train
+
+    image = np.tile(nuclei_2d.image, (3, 2))  # 384×320: room for a region with a full halo inside
+    strokes = np.zeros(image.shape, np.uint8)
+    strokes[: nuclei_2d.strokes.shape[0], : nuclei_2d.strokes.shape[1]] = nuclei_2d.strokes
+    model = train(image, strokes, steps=1, time_budget=None, device="cpu", base_channels=4)
+    model.config.selection["chosen"] = "pixel classifier"  # the classifier's labels alone: no U-Net tiles
+    region = (slice(150, 230), slice(140, 180))
+    halo = model.pixel_classifier.config.halo
+    grown = with_context(region, image.shape, model)
+    assert all(r.start - g.start >= halo and g.stop - r.stop >= halo for r, g in zip(region, grown))
+    whole_image = predict(model, image, device="cpu").labels
+    done = [
+        item
+        for item in predict_regions(
+            model, LayerPixels(image, rgb=False), whole(image.shape), region, [], 1, lambda: False
+        )
+        if item
+    ]
+    assert [box for box, _ in done] == [region]
+    np.testing.assert_array_equal(done[0][1], whole_image[region])
