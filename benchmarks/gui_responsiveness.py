@@ -321,12 +321,15 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
         probe.timer.start()
         memory.start()
         result = train_and_paint(viewer, widget, strokes, case, seconds, screenshot)
+        probe.stop()  # the stalls while painting and training; then, apart, while stopping
         painting_peak = memory.peak
+        stops_probe = LoopProbe()
+        stops_probe.timer.start()
         stop_s, final_shown_s = stop_and_wait(app, widget)
         first_stop_peak = memory.peak
         more, peaks = more_stops(app, widget, stops - 1, memory)
         latencies = [stop_s, *more]
-        probe.stop()
+        stops_probe.stop()
         memory.stop()
         full_collection_s = timed_full_collection()
         history = widget.model.config.history[-1]
@@ -342,6 +345,7 @@ def run_case(name: str, seconds: float, stops: int, screenshot: str | None) -> d
                 "dock_vs_headless": _round(result["dock_steps_per_s"] / headless)
                 if headless and result["dock_steps_per_s"]
                 else None,
+                "stops_stall_max_ms": stops_probe.summary()["stall_max_ms"],
                 "full_collection_at_end_ms": round(full_collection_s * 1000, 1),
                 "stop_to_worker_finished_s": [round(s, 3) for s in latencies],
                 "stop_p95_s": round(float(np.percentile(latencies, 95)), 3),
