@@ -376,7 +376,8 @@ def main() -> None:
     runs = []
     for case in CASES:
         command = [sys.executable, __file__, "--case", case, "--seconds", str(args.seconds), "--stops", str(args.stops)]
-        out = subprocess.run(command, capture_output=True, text=True, check=False).stdout  # its JSON comes first
+        # stderr passes through, so a failing case shows why
+        out = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # kept if a later case is cut short
     import torch

@@ -16,7 +16,7 @@ from ._inputs import Box, LayerPixels, split_by_box
 if TYPE_CHECKING:
     from .core.models.model import Model
 
-CONTEXT = 64  # voxels of image around each region, in-plane (at least the pixel classifier's reach, 66 in 2D)...
+CONTEXT = 64  # voxels of image around each region, in-plane (or the pixel classifier's reach, when larger)...
 CONTEXT_ACROSS = 8  # ...and across planes, for a 3D model (its classifier's 34 would read 4× the planes)
 PIECE_VOXELS = 1024 * 1024  # the visible region is predicted in pieces of at most this many voxels (2D)...
 PIECE_VOXELS_3D = 4 * PIECE_VOXELS  # ...or these (3D: thin pieces would cost more context than inside)
@@ -24,8 +24,9 @@ PIECE_VOXELS_3D = 4 * PIECE_VOXELS  # ...or these (3D: thin pieces would cost mo
 
 def with_context(region: Box, shape: tuple[int, ...], model: Model) -> Box:
     """``region`` grown by the context ``model`` looks at, within ``shape``: in-plane, :data:`CONTEXT` or its
-    pixel classifier's halo when its predictions use the classifier (so a region's labels are the whole
-    image's there); across planes, :data:`CONTEXT_ACROSS` for a 3D model."""
+    pixel classifier's halo when its predictions use the classifier (so a 2D model's labels of a region, on
+    an image or plane by plane on a stack, are the whole image's there); across planes, :data:`CONTEXT_ACROSS`
+    for a 3D model (less than its classifier's reach: a 3D region's labels can differ near its ends)."""
     from .core.models.model import UNET
 
     in_plane = CONTEXT
