@@ -148,7 +148,9 @@ def test_halo_covers_the_reach_of_the_network(package_2d, model_2d, nuclei_2d):
     border = package_halo(model_2d.config.network)[0]
     inner = (slice(None), slice(border, -border), slice(border, -border))
     assert np.abs(tiled[inner] - whole[inner]).max() < 0.05
-    assert (tiled[inner].argmax(0) == whole[inner].argmax(0)).mean() > 0.999
+    top_two = np.sort(whole[inner], axis=0)[-2:]
+    decisive = top_two[1] - top_two[0] >= 0.02  # near-ties flip with another CPU's float summation order
+    assert (tiled[inner].argmax(0) == whole[inner].argmax(0))[decisive].mean() > 0.999
 
 
 def test_receptive_radius_of_the_default_networks():
