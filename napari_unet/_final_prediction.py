@@ -27,11 +27,7 @@ def with_context(region: Box, shape: tuple[int, ...], model: Model) -> Box:
     pixel classifier's halo when its predictions use the classifier (so a 2D model's labels of a region, on
     an image or plane by plane on a stack, are the whole image's there); across planes, :data:`CONTEXT_ACROSS`
     for a 3D model (less than its classifier's reach: a 3D region's labels can differ near its ends)."""
-    from .core.models.model import UNET
-
-    in_plane = CONTEXT
-    if model.pixel_classifier is not None and model.chosen != UNET:
-        in_plane = max(in_plane, model.pixel_classifier.config.halo)
+    in_plane = max(CONTEXT, model.classifier_halo)
     ndim = len(shape)
     grown = []
     for axis, (r, size) in enumerate(zip(region, shape)):

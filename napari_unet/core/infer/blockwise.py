@@ -24,7 +24,7 @@ import torch
 from ..instances.postprocess import certainty
 from ..io.lazy import ChannelsFirstView
 from ..memory import return_freed_memory
-from ..models.model import UNET, Model
+from ..models.model import Model
 from .inference import chosen_probabilities, labels_from_probabilities, window_shape
 from .tiling import tile_starts
 
@@ -68,8 +68,7 @@ class BlockPlan:
             starts = tile_starts(10 * tile, tile, overlap, multiple)
             step = starts[1] - starts[0]
             margin = math.ceil((tile - step) / 2 / multiple) * multiple
-            if model.pixel_classifier is not None and model.chosen != UNET:  # its features reach further
-                margin = max(margin, math.ceil(model.pixel_classifier.config.halo / multiple) * multiple)
+            margin = max(margin, math.ceil(model.classifier_halo / multiple) * multiple)  # features reach further
             steps = max(1, round((block_size or BLOCK_TARGET[model.dim]) / step))
             edge = min(size, steps * step)
             block.append(edge)

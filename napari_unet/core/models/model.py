@@ -54,6 +54,12 @@ class Model:
         return self.config.selection["chosen"]
 
     @property
+    def classifier_halo(self) -> int:
+        """Voxels of image context per side (along its filtered axes) that the pixel classifier's features
+        need when predictions use it; 0 when they come from the U-Net alone."""
+        return 0 if self.chosen == UNET else self.pixel_classifier.config.halo
+
+    @property
     def blend_weight(self) -> float:
         return BLEND_WEIGHT
 
