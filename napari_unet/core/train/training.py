@@ -362,7 +362,7 @@ def train_steps(
         run = _Run(model, image, annotations, settings, interrupted)  # fits the pixel classifier: in the budget
     except Interrupted:
         return None
-    stepping = 0.0  # seconds spent in optimiser steps (not in previews or the caller)
+    fastest_step = math.inf  # an optimiser step's seconds, the fastest seen (the first carries one-time costs)
     try:
         run.preview_region = preview_region
         run.preview_wanted = preview_region is not None or run.selection.features_kept
@@ -374,14 +374,14 @@ def train_steps(
         while not run.stop_requested:
             elapsed = time.perf_counter() - start
             steps_done = settings.steps is not None and step >= settings.steps
-            reserved = RECALIBRATION_COST * run.recalibration_batches * stepping / step if step else 0.0
+            reserved = RECALIBRATION_COST * run.recalibration_batches * fastest_step if step > 1 else 0.0
             time_done = settings.time_budget is not None and elapsed + reserved >= settings.time_budget
             if steps_done or time_done:
                 break
             learning_rate = learning_rate_at(settings, step, elapsed - setup)
             stepped_at = time.perf_counter()
             loss = run.step(learning_rate)
-            stepping += time.perf_counter() - stepped_at
+            fastest_step = min(fastest_step, time.perf_counter() - stepped_at)
             step += 1
             run.score(time.perf_counter() - start)
             preview = run.preview()
@@ -390,7 +390,7 @@ def train_steps(
                 stopped = f"stopped: the loss was not finite {run.bad_steps} steps in a row; kept the last good weights"
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
-        run.finish(time.perf_counter() - start, stepping / step if step else 0.0)
+        run.finish(time.perf_counter() - start, fastest_step if step else 0.0)
     finally:
         run.close()
     run.network.eval()
