@@ -80,7 +80,9 @@ def test_training_that_overflows_float16_goes_on_in_float32():
     strokes = np.zeros(image.shape, np.uint8)
     strokes[2:6, 2:30], strokes[26:30, 2:30] = 1, 2
     with pytest.warns(RuntimeWarning, match="training overflowed fp16: it goes on in float32"):
-        model = train(image, strokes, steps=3, seed=0, precision="fp16", patch_size=[32, 32], augment=False)
+        model = train(
+            image, strokes, steps=3, time_budget=None, seed=0, precision="fp16", patch_size=[32, 32], augment=False
+        )
     run = model.config.history[-1]
     assert run["precision"] == "fp32"
     assert run["steps"] == 3 and np.isfinite(run["final_loss"])
