@@ -1,4 +1,5 @@
-"""A long session: many train/stop cycles in one viewer leave threads, sessions and memory flat."""
+"""A long session: many train/stop cycles in one viewer leave threads, sessions and memory flat (twelve
+cycles: five to warm up, seven measured; the Stop-latency percentiles over 20 stops are the GUI benchmark's)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import tracemalloc
 import weakref
 
 TIMEOUT_MS = 60_000
-CYCLES = 20
+CYCLES = 12
 
 
-def test_twenty_train_stop_cycles_leave_nothing_behind(trainer, qtbot):
+def test_many_train_stop_cycles_leave_nothing_behind(trainer, qtbot):
     from qtpy.QtCore import QThreadPool
 
     viewer, widget = trainer
