@@ -33,10 +33,11 @@ KINDS = ("fluo", "color", "bright")
 METRICS = ("iou", "f1", "f1_split")
 
 
-def score(probabilities: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def score(probabilities: np.ndarray, truth: np.ndarray, keep_specks: bool = False) -> dict[str, float]:
     """Scores of class probabilities ``(2, Y, X)`` (class 1 = nucleus) against instance ``truth`` ``(Y, X)``:
-    their mask, its connected components, and the objects of ``--instances`` (split where the model is unsure)."""
-    labels = labels_from_probabilities(probabilities)
+    their mask (less specks, as ``predict`` returns it, unless ``keep_specks``), its connected components,
+    and the objects of ``--instances`` (split where the model is unsure)."""
+    labels = labels_from_probabilities(probabilities, keep_specks)
     foreground = labels == 2
     objects = instances_from_labels(labels, certainty=certainty(probabilities))
     return {

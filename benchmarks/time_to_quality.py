@@ -37,9 +37,10 @@ from napari_unet.core.models.precision import CHOICES
 SHAPES = {2: ((512, 512), (1.0, 1.0)), 3: ((48, 128, 128), (2.0, 1.0, 1.0))}
 
 
-def scores(probabilities: np.ndarray, truth: np.ndarray, spacing) -> dict[str, float]:
-    """Foreground IoU and ``--instances`` F1 of class probabilities ``(K, *spatial)`` against instance ``truth``."""
-    labels = labels_from_probabilities(probabilities)
+def scores(probabilities: np.ndarray, truth: np.ndarray, spacing, keep_specks: bool = False) -> dict[str, float]:
+    """Foreground IoU and ``--instances`` F1 of class probabilities ``(K, *spatial)`` against instance ``truth``
+    (their mask as ``predict`` returns it, unless ``keep_specks``: the forest's as scikit-image gives it)."""
+    labels = labels_from_probabilities(probabilities, keep_specks)
     return {
         "iou": round(foreground_iou(labels == 2, truth > 0), 4),
         "f1": round(instance_f1(instances_from_labels(labels, spacing, certainty=certainty(probabilities)), truth), 4),
@@ -65,7 +66,7 @@ def run_case(dim: int, seed: int, budgets: list[float], device: str, precision: 
     started = time.perf_counter()
     forest = random_forest_probabilities(sample.image, sample.strokes, seed=seed)
     forest_seconds = time.perf_counter() - started
-    forest_scores = scores(forest, sample.instances, spacing)
+    forest_scores = scores(forest, sample.instances, spacing, keep_specks=True)
     curve = []
     for budget in budgets:
         started = time.perf_counter()

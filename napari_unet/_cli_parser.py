@@ -101,6 +101,11 @@ def _add_predict(commands) -> None:
         help="write objects (0 = background, 1..N; touching ones split) instead of classes",
     )
     predict.add_argument(
+        "--keep-specks",
+        action="store_true",
+        help="keep pieces of the mask far smaller than the image's typical object (removed by default)",
+    )
+    predict.add_argument(
         "--block-size", type=int, help="block edge for .zarr output (default 1152 in 2D, 192 in 3D; less memory)"
     )
     predict.add_argument(

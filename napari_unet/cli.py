@@ -173,6 +173,7 @@ def _predict_out_of_core(args: argparse.Namespace) -> None:
             ngff_version=args.ngff_version,
             instances=args.instances,
             overwrite=args.overwrite,
+            keep_specks=args.keep_specks,
         )
     finally:
         if client is not None:
@@ -218,6 +219,7 @@ def _predict(args: argparse.Namespace) -> None:
         tile_size=args.tile_size,
         overlap=args.overlap,
         batch_size=args.batch_size,
+        keep_specks=args.keep_specks,
     )
     if args.probabilities:
         write_array(

@@ -158,8 +158,10 @@ def predict(
     overlap: float = 0.25,
     batch_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    keep_specks: bool = False,
 ) -> Prediction:
-    """Segment ``image`` with a model (object or directory); see :func:`core.infer.inference.predict`."""
+    """Segment ``image`` with a model (object or directory); see :func:`core.infer.inference.predict`
+    (``keep_specks`` keeps the pieces of the mask far smaller than the image's typical object)."""
     model = open_model(model)
     return _predict(
         model,
@@ -172,4 +174,5 @@ def predict(
         overlap=overlap,
         batch_size=batch_size,
         progress=progress,
+        keep_specks=keep_specks,
     )

@@ -118,13 +118,15 @@ class BlockSettings:
     device: str = "cpu"
     precision: str = "auto"
     certainty_out: object | None = None  # array-like over the spatial shape: the model's certainty, for instances
+    keep_specks: bool = False  # else specks are judged within each block's region (see :mod:`.specks`)
 
     def read(self, block: tuple[slice, ...]) -> np.ndarray:
         region, _ = self.plan.region(block)
         return self.image[(slice(None), *region)]
 
     def compute(self, model: Model, raw: np.ndarray, block: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Labels and probabilities ``(K, *block)`` of one block from its raw region."""
+        """Labels and probabilities ``(K, *block)`` of one block from its raw region (its labels are those of
+        the whole region, cut to the block, so a speck is judged with the context around it)."""
         _, inner = self.plan.region(block)
         normalized = model.normalize(raw, self.ranges)
         probabilities = chosen_probabilities(
@@ -136,8 +138,9 @@ class BlockSettings:
             batch_size=self.batch_size,
             device=self.device,
             precision=self.precision,
-        )[(slice(None), *inner)]
-        return labels_from_probabilities(probabilities), probabilities
+        )
+        labels = labels_from_probabilities(probabilities, self.keep_specks)[inner]
+        return labels, probabilities[(slice(None), *inner)]
 
     def write(self, block: tuple[slice, ...], labels: np.ndarray, probabilities: np.ndarray) -> None:
         self.labels_out[block] = labels

@@ -20,6 +20,7 @@ from ..validation import as_channels_first, check_image_values, check_tiling
 from .prediction_checks import check_image_for_model, check_tile_memory
 from .predictor import tile_predictor
 from .sliding_window import sliding_window
+from .specks import without_specks
 from .tile_plan import default_tile_batch, half_window, window_shape
 from .tiling import fitted_window
 
@@ -33,9 +34,11 @@ class Prediction:
     probabilities: np.ndarray | None = None
 
 
-def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """``(K, *spatial)`` probabilities → uint8 labels in annotation values (1 = background, 2..K)."""
-    return (probabilities.argmax(0) + 1).astype(np.uint8)
+def labels_from_probabilities(probabilities: np.ndarray, keep_specks: bool = False) -> np.ndarray:
+    """``(K, *spatial)`` probabilities → uint8 labels in annotation values (1 = background, 2..K): the most
+    likely class, less the specks (:mod:`.specks`) unless ``keep_specks``."""
+    labels = (probabilities.argmax(0) + 1).astype(np.uint8)
+    return labels if keep_specks else without_specks(labels)
 
 
 def predict_normalized(
@@ -145,11 +148,14 @@ def predict(
     precision: str = "auto",
     probabilities: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    keep_specks: bool = False,
 ) -> Prediction:
     """Segment a raw image (``channel_axis`` for multichannel) with ``model``.
 
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
-    annotation values (1 = background, 2.. = classes). ``precision``: see :mod:`.precision`.
+    annotation values (1 = background, 2.. = classes): the most likely class, less pieces far smaller than
+    the image's typical object (:mod:`.specks`) unless ``keep_specks``; ``probabilities`` are the model's
+    own. ``precision``: see :mod:`.precision`.
     """
     check_tiling(tile_size, overlap, batch_size)
     check_precision(precision)
@@ -171,4 +177,4 @@ def predict(
         precision=precision,
         progress=progress,
     )
-    return Prediction(labels_from_probabilities(probs), probs if probabilities else None)
+    return Prediction(labels_from_probabilities(probs, keep_specks), probs if probabilities else None)

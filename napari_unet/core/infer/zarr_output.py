@@ -58,6 +58,7 @@ def predict_to_zarr(
     instances: bool = False,
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
+    keep_specks: bool = False,
 ) -> BlockTimes:
     """Segment ``image`` (a path, read lazily, or :class:`ImageData`) into the OME-Zarr label image
     ``out`` without holding either in memory; with a dask ``client`` the blocks run on its workers.
@@ -66,7 +67,8 @@ def predict_to_zarr(
     of nearest-neighbour levels. ``probabilities`` also writes ``(K, *spatial)`` float32 to
     ``<out>_probabilities.zarr``. ``block_size`` (voxels per tiled axis) trades memory for speed.
     ``instances`` writes objects (0 = background, 1..N; touching ones split, ones cut by block
-    borders joined) instead of classes. ``precision``: see :mod:`.precision`. ``out`` (and the
+    borders joined) instead of classes. ``keep_specks``: see :func:`.inference.predict` (without it, specks
+    are judged within each block and its context). ``precision``: see :mod:`.precision`. ``out`` (and the
     probabilities) may replace only a label image napari-unet wrote (or anything else but the
     inputs with ``overwrite``; see :mod:`.ownership`).
     """
@@ -93,7 +95,18 @@ def predict_to_zarr(
             )
             probabilities_out = create_probabilities_image(probabilities_tmp, model.num_classes, spec, plan.chunks)
         settings = BlockSettings(
-            view, ranges, plan, classes, probabilities_out, tile_size, overlap, batch_size, device, precision, certainty
+            view,
+            ranges,
+            plan,
+            classes,
+            probabilities_out,
+            tile_size,
+            overlap,
+            batch_size,
+            device,
+            precision,
+            certainty,
+            keep_specks,
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:
