@@ -103,7 +103,7 @@ def _add_predict(commands) -> None:
     predict.add_argument(
         "--keep-specks",
         action="store_true",
-        help="keep pieces of the mask far smaller than the image's typical object (removed by default)",
+        help="keep pieces of the mask far smaller than the image's objects (removed by default)",
     )
     predict.add_argument(
         "--block-size", type=int, help="block edge for .zarr output (default 1152 in 2D, 192 in 3D; less memory)"

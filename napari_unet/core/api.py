@@ -161,7 +161,7 @@ def predict(
     keep_specks: bool = False,
 ) -> Prediction:
     """Segment ``image`` with a model (object or directory); see :func:`core.infer.inference.predict`
-    (``keep_specks`` keeps the pieces of the mask far smaller than the image's typical object)."""
+    (``keep_specks`` keeps the pieces of the mask far smaller than the image's objects)."""
     model = open_model(model)
     return _predict(
         model,

@@ -7,7 +7,7 @@ from scipy import ndimage as ndi
 
 from napari_unet.core.api import predict, train
 from napari_unet.core.infer.inference import labels_from_probabilities
-from napari_unet.core.infer.specks import typical_object_size, without_specks
+from napari_unet.core.infer.specks import reference_size, without_specks
 from napari_unet.core.instances.metrics import connected_instances, instance_f1
 
 
@@ -20,10 +20,17 @@ def disk_labels(shape=(96, 96)) -> np.ndarray:
     return labels
 
 
-def test_typical_size_is_where_half_the_object_voxels_lie():
-    assert typical_object_size(np.array([1] * 50 + [200] * 4)) == 200  # fifty specks do not pull it down
-    assert typical_object_size(np.array([10, 10, 10, 1000])) == 1000
-    assert typical_object_size(np.array([], int)) == 0
+def test_reference_size_ignores_many_specks_and_one_flooded_piece():
+    assert reference_size(np.array([1] * 50 + [200] * 4)) == 200  # fifty specks do not pull it down
+    assert reference_size(np.array([10, 10, 10, 1000])) == 1000
+    assert reference_size(np.array([300] * 10 + [20_000])) == 300  # a flooded piece does not push it up
+    assert reference_size(np.array([], int)) == 0
+
+
+def test_nuclei_beside_a_flooded_piece_stay():
+    labels = disk_labels((200, 200))
+    labels[120:160, 60:140] = 2  # a flooded piece holding three quarters of the mask
+    np.testing.assert_array_equal(without_specks(labels), labels)
 
 
 def test_specks_go_objects_and_their_classes_stay():

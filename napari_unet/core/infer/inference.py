@@ -27,8 +27,8 @@ from .tiling import fitted_window
 
 @dataclass
 class Prediction:
-    """``labels``: spatial, uint8 in annotation values (1 = background, 2.. = classes);
-    ``probabilities``: ``(K, *spatial)`` float32 or None."""
+    """``labels``: spatial, uint8 in annotation values (1 = background, 2.. = classes), specks removed unless
+    asked to keep them (:mod:`.specks`); ``probabilities``: ``(K, *spatial)`` float32 (the model's own) or None."""
 
     labels: np.ndarray
     probabilities: np.ndarray | None = None
@@ -154,7 +154,7 @@ def predict(
 
     A 3D model needs ZYX; a 2D model takes YX or ZYX (then plane by plane). Labels use the
     annotation values (1 = background, 2.. = classes): the most likely class, less pieces far smaller than
-    the image's typical object (:mod:`.specks`) unless ``keep_specks``; ``probabilities`` are the model's
+    the image's objects (:mod:`.specks`) unless ``keep_specks``; ``probabilities`` are the model's
     own. ``precision``: see :mod:`.precision`.
     """
     check_tiling(tile_size, overlap, batch_size)
