@@ -52,7 +52,7 @@ def _labels(
     probabilities = chosen_probabilities(
         model, normalized, classifier_image=seen, device=device, interrupted=interrupted
     )
-    labels = labels_from_probabilities(probabilities)
+    labels = labels_from_probabilities(probabilities, dim=model.dim)  # less specks, judged with the context
     return labels[tuple(slice(r.start - g.start, r.stop - g.start) for r, g in zip(region, grown))]
 
 

@@ -153,8 +153,10 @@ def test_block_wise_prediction_gives_the_whole_image_result(trained, tmp_path, c
 
     image = synthetic_nuclei((300, 230), seed=21).image
     trained.config.selection = {**trained.config.selection, "chosen": chosen}
-    expected = predict(trained, image, tile_size=64, device="cpu").labels
-    predict_to_zarr(trained, ImageData(image), tmp_path / "out.zarr", tile_size=64, block_size=96, device="cpu")
+    expected = predict(trained, image, tile_size=64, device="cpu", keep_specks=True).labels
+    # kept: each block measures its own reference size for specks, the whole image one
+    out = tmp_path / "out.zarr"
+    predict_to_zarr(trained, ImageData(image), out, tile_size=64, block_size=96, device="cpu", keep_specks=True)
     written = np.asarray(zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["0"])
     assert (written == expected).mean() > 0.97  # blocks see other U-Net tiles (see test_out_of_core.py)
     if chosen == PIXEL_CLASSIFIER:

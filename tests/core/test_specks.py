@@ -64,6 +64,27 @@ def test_3d_specks_go():
     np.testing.assert_array_equal(without_specks(specked), labels)
 
 
+def test_a_2d_model_s_stack_is_cleaned_plane_by_plane():
+    plane = disk_labels()
+    specked = plane.copy()
+    specked[40, 40] = 2
+    stack = np.stack([plane, specked, plane])  # the speck lies on a middle plane, on top of nothing
+    np.testing.assert_array_equal(without_specks(stack, dim=2), np.stack([plane] * 3))
+    edge_plane = np.stack([specked, plane])  # the first plane is an edge along Z only, not along the model's axes
+    np.testing.assert_array_equal(without_specks(edge_plane, dim=2), np.stack([plane, plane]))
+
+
+def test_each_class_is_measured_on_its_own():
+    labels = np.ones((128, 128), np.uint8)
+    labels[10:110, 10:60] = 2  # one large region of class 2
+    for y in range(10, 110, 12):
+        labels[y : y + 5, 80:85] = 3  # small, alike objects of class 3 (25 px): none is a speck of its class
+    labels[64, 100] = 3  # a speck of class 3
+    cleaned = without_specks(labels)
+    assert cleaned[64, 100] == 1
+    np.testing.assert_array_equal(np.delete(cleaned, 100, axis=1), np.delete(labels, 100, axis=1))
+
+
 def test_labels_from_probabilities_keep_specks_on_request():
     labels = disk_labels()
     labels[40, 40] = 2

@@ -139,7 +139,7 @@ class BlockSettings:
             device=self.device,
             precision=self.precision,
         )
-        labels = labels_from_probabilities(probabilities, self.keep_specks)[inner]
+        labels = labels_from_probabilities(probabilities, self.keep_specks, model.dim)[inner]
         return labels, probabilities[(slice(None), *inner)]
 
     def write(self, block: tuple[slice, ...], labels: np.ndarray, probabilities: np.ndarray) -> None:

@@ -34,11 +34,14 @@ class Prediction:
     probabilities: np.ndarray | None = None
 
 
-def labels_from_probabilities(probabilities: np.ndarray, keep_specks: bool = False) -> np.ndarray:
+def labels_from_probabilities(
+    probabilities: np.ndarray, keep_specks: bool = False, dim: int | None = None
+) -> np.ndarray:
     """``(K, *spatial)`` probabilities → uint8 labels in annotation values (1 = background, 2..K): the most
-    likely class, less the specks (:mod:`.specks`) unless ``keep_specks``."""
+    likely class, less the specks (:mod:`.specks`, judged over the last ``dim`` axes, the model's) unless
+    ``keep_specks``."""
     labels = (probabilities.argmax(0) + 1).astype(np.uint8)
-    return labels if keep_specks else without_specks(labels)
+    return labels if keep_specks else without_specks(labels, dim)
 
 
 def predict_normalized(
@@ -177,4 +180,4 @@ def predict(
         precision=precision,
         progress=progress,
     )
-    return Prediction(labels_from_probabilities(probs, keep_specks), probs if probabilities else None)
+    return Prediction(labels_from_probabilities(probs, keep_specks, model.dim), probs if probabilities else None)

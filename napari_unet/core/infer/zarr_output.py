@@ -100,13 +100,13 @@ def predict_to_zarr(
             plan,
             classes,
             probabilities_out,
-            tile_size,
-            overlap,
-            batch_size,
-            device,
-            precision,
-            certainty,
-            keep_specks,
+            tile_size=tile_size,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+            certainty_out=certainty,
+            keep_specks=keep_specks,
         )
         times = _run_blocks(model, settings, client, progress)
         if instances:

@@ -196,19 +196,20 @@ class Selection:
     def labels_of(
         self, region: tuple[slice, ...], device, precision: str, interrupted: Callable[[], bool] | None = None
     ) -> np.ndarray | None:
-        """The chosen candidate's labels of ``region`` (annotation values); None when ``interrupted`` (see
+        """The chosen candidate's labels of ``region`` (annotation values, less the specks the region shows, as
+        ``predict`` gives them); None when ``interrupted`` (see
         :mod:`.features`) while the pixel classifier's part was computed."""
         try:
             forest = self.forest_probabilities(region, interrupted) if self.chosen != UNET else None
         except Interrupted:
             return None
         if self.chosen == PIXEL_CLASSIFIER:
-            return labels_from_probabilities(forest)
+            return labels_from_probabilities(forest, dim=self.model.dim)
         crop = self.normalized[(slice(None), *region)]
         probabilities = predict_normalized(self.model, crop, device=device, precision=precision)
         if self.chosen == BLEND:
             probabilities = self.model.combine(forest, probabilities)
-        return labels_from_probabilities(probabilities)
+        return labels_from_probabilities(probabilities, dim=self.model.dim)
 
     def record(self) -> dict:
         """What ``config.json`` keeps about the choice."""
