@@ -32,6 +32,7 @@ from napari_unet.core.validation import as_channels_first
 
 
 def _iou(probabilities: np.ndarray, truth: np.ndarray) -> float:
+    """Foreground IoU of the candidates' own argmax (with specks: it compares candidates, not what predict returns)."""
     return round(foreground_iou(probabilities.argmax(0) + 1 == 2, truth > 0), 4)
 
 
