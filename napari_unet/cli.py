@@ -129,13 +129,16 @@ def _is_zarr_output(out: str) -> bool:
     return Path(out).suffix.lower() == ".zarr" or is_image_labels_path(out)
 
 
+SCHEDULER_TIMEOUT = "10s"  # how long --scheduler waits for a dask scheduler to answer
+
+
 def _connect(address: str):
     try:
         from distributed import Client
     except ImportError:
         raise UserInputError("--scheduler needs dask.distributed: pip install 'napari-unet[distributed]'") from None
     try:
-        return Client(address, timeout="10s")
+        return Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as error:
         raise UserInputError(
             f"cannot reach the dask scheduler at {address} ({type(error).__name__}): start one (see README) or drop "

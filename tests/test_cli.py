@@ -80,7 +80,8 @@ def test_predict_on_a_dask_cluster_matches_the_local_run(files):
         (["--out", "out.tif/labels/x"], "use one of"),
     ],
 )
-def test_bad_out_of_core_options_exit_2_and_write_nothing(files, capsys, extra, message):
+def test_bad_out_of_core_options_exit_2_and_write_nothing(files, capsys, monkeypatch, extra, message):
+    monkeypatch.setattr("napari_unet.cli.SCHEDULER_TIMEOUT", "1s")  # nothing listens there: fail fast
     assert run_train(files, "--model", files / "m", "--steps", 1) == 0
     capsys.readouterr()
     before = snapshot(files)
