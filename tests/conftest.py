@@ -1,48 +1,11 @@
-"""Shared fixtures: small synthetic images with strokes (generated, no downloads), and the install tests' venv
-built in the background from collection on."""
+"""Shared fixtures: small synthetic images with strokes (generated, no downloads)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from importlib.metadata import version
-from pathlib import Path
-
-import core_venv
 import numpy as np
 import pytest
 
 from napari_unet.core.data.synthetic import synthetic_nuclei
-
-CORE_VENV = pytest.StashKey[tuple]()  # (work folder, build process) of the install tests' venv
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """When an install test will run, start building its venv now, in the background (about a minute of
-    pip that would otherwise hold up the session)."""
-    if not session.config.option.collectonly and any(item.get_closest_marker("install") for item in session.items):
-        _start_core_venv(session.config)
-
-
-def _start_core_venv(config: pytest.Config) -> None:
-    work = Path(tempfile.mkdtemp(prefix="napari-unet-core-venv-"))
-    config.stash[CORE_VENV] = (work, core_venv.start(work, version("torch").split("+")[0]))
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    work, process = session.config.stash.get(CORE_VENV, (None, None))
-    if process is not None:
-        process.kill()
-        process.wait()
-        shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def core_venv_build(request) -> tuple:
-    """``(work folder, build process)`` of the venv the install tests use (started at collection)."""
-    if CORE_VENV not in request.config.stash:
-        _start_core_venv(request.config)
-    return request.config.stash[CORE_VENV]
 
 
 @pytest.fixture(scope="session")
