@@ -12,6 +12,7 @@ MODEL_WORDS = {
     "pixel classifier": "the quick pixel classifier, a random forest",
     "unet": "the U-Net",
     "blend": "the U-Net blended with the pixel classifier",
+    "start": "the pretrained model as it is (every stroke agrees with it)",
 }
 
 
@@ -20,7 +21,9 @@ def describe(report: Report) -> str:
     :class:`~napari_unet.core.train.messages.Report`)."""
     progress = f"{report.device} · step {report.step} · {report.steps_per_second:.1f} steps/s · {report.elapsed:.0f} s"
     shown = MODEL_WORDS.get(report.showing, report.showing)
-    if report.held_out_score is None:
+    if report.showing == "start":
+        check = "paint where it is wrong, and the model trained on your strokes takes over"
+    elif report.held_out_score is None:
         check = "too few strokes to keep some back for checking"
     else:
         check = f"{100 * report.held_out_score:.0f}% right on strokes kept back for checking"

@@ -118,8 +118,11 @@ def _train(args: argparse.Namespace) -> None:
     save_or_keep(model, model_path, overwrite=args.overwrite, inputs=inputs)
     run = model.config.history[-1]
     summary = f"trained {run['steps']} steps in {run['seconds']:.1f} s on {run['device']} ({run['precision']})"
-    held_out = (model.config.selection or {}).get("held_out_accuracy", {}).get(model.chosen)
+    selection = model.config.selection or {}
+    held_out = selection.get("held_out_accuracy", {}).get(model.chosen)
     chosen = f"masks from the {model.chosen}" + ("" if held_out is None else f", held-out accuracy {held_out:.2f}")
+    if selection.get("start_kept"):
+        chosen = "masks from the pretrained start, unchanged: it gets every stroke right"
     print(f"{summary} (loss {run['final_loss']:.3f}; {chosen}) → {model_path}")
 
 

@@ -59,7 +59,11 @@ def test_the_first_masks_are_as_good_as_the_forest(real_dock, qtbot):
     widget.stop()
     qtbot.waitUntil(lambda: widget.session is None, timeout=TIMEOUT_MS)
     assert min(ious) >= forest - 0.02, (ious, forest)
-    assert "Mask on screen: " in widget.status.text() and "right on strokes kept back" in widget.status.text()
+    status = widget.status.text()  # the model on screen, and how it is checked against the strokes
+    if "Mask on screen: the pretrained model as it is" in status:  # it gets every stroke right
+        assert "paint where it is wrong" in status
+    else:
+        assert "Mask on screen: " in status and "right on strokes kept back" in status
 
 
 def test_stop_leaves_the_final_models_mask(real_dock, qtbot):

@@ -29,6 +29,7 @@ WEIGHTS_FILE = "weights.pt"
 CARD_FILE = "MODEL_CARD.md"
 MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, CARD_FILE, CLASSIFIER_FILE)  # all a model folder holds (see .ownership)
 UNET, PIXEL_CLASSIFIER, BLEND = "unet", "pixel classifier", "blend"  # what predictions come from
+START = "start"  # a trained start shown (and returned) unchanged while it gets every stroke right
 BLEND_WEIGHT = 0.5  # the U-Net's share of the blend's probabilities
 
 

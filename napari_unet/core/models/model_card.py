@@ -79,4 +79,9 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
         f"{selection['held_out_voxels']} painted voxels held out from training (balanced accuracy: {scores}). "
         "A bioimage.io export holds the U-Net only.",
         "",
+        *(
+            ["The U-Net is the pretrained start, unchanged: it got every painted voxel right (`start` above).", ""]
+            if selection.get("start_kept")
+            else []
+        ),
     ]

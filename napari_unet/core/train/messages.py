@@ -22,7 +22,8 @@ class Preview:
 class Report:
     """What the trainer tells after each step (step 0: the pixel classifier is ready, before any U-Net
     step). ``showing``: the candidate previews come from (see :mod:`.selection`); ``held_out_score``:
-    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out).
+    its balanced accuracy on the held-out strokes (None when too few strokes to hold any out); for a trained
+    start shown as it is (``"start"``), the share of every class's strokes it gets right (all of them).
     ``refit_seconds``: what the strokes received since the last report cost (the pixel classifier's refit);
     ``preview_seconds``: what ``preview`` cost."""
 

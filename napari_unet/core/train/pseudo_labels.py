@@ -46,18 +46,20 @@ def confident_labels(probabilities: np.ndarray, confidence: float) -> np.ndarray
 
 @dataclass(frozen=True, eq=False)
 class StartLabels:
-    """What a trained start says before any update, as two ``spatial`` one-byte maps (2K times less memory
-    than its ``(K, *spatial)`` float32 probabilities): ``vetoes`` (bool) where its background probability
+    """What a trained start says before any update, as three ``spatial`` one-byte maps (4K/3 times less
+    memory than its ``(K, *spatial)`` float32 probabilities): ``vetoes`` (bool) where its background probability
     reaches the veto, ``confident`` (uint8) its class value ``1..K`` where its top probability reaches the
-    confidence, else 0."""
+    confidence, else 0, and ``labels`` (uint8) its class value everywhere (its mask)."""
 
     vetoes: np.ndarray
     confident: np.ndarray
+    labels: np.ndarray
 
     @classmethod
     def of(cls, probabilities: np.ndarray, confidence: float, veto: float) -> StartLabels:
         """From ``(K, *spatial)`` probabilities."""
-        return cls(probabilities[0] >= veto, confident_labels(probabilities, confidence))
+        labels = (probabilities.argmax(0) + 1).astype(np.uint8)
+        return cls(probabilities[0] >= veto, confident_labels(probabilities, confidence), labels)
 
 
 def start_labels(model: Model, normalized: np.ndarray, settings: TrainConfig, device) -> StartLabels | None:

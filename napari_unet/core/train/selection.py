@@ -1,6 +1,7 @@
 """Which mask the user sees: the pixel classifier first, then the blend with the U-Net (or the U-Net) when
-held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`). Used by the trainer; the
-choice is stored in the model.
+held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`); a trained start as it is while
+it gets every painted voxel right (:meth:`Selection.keep_start`). Used by the trainer; the choice is
+stored in the model.
 
 The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
 shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
@@ -18,7 +19,8 @@ from scipy import ndimage as ndi
 
 from ..infer.inference import labels_from_probabilities, predict_normalized
 from ..infer.predictor import tile_predictor
-from ..models.model import BLEND, PIXEL_CLASSIFIER, UNET, Model
+from ..infer.specks import without_specks
+from ..models.model import BLEND, PIXEL_CLASSIFIER, START, UNET, Model
 from ..models.precision import resolve_precision
 from .features import Interrupted, check
 from .holdout import held_out_score, split_strokes
@@ -30,6 +32,7 @@ from .pixel_classifier import (
     features_at,
     subsample_painted,
 )
+from .pseudo_labels import start_contradicted
 
 WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
 # voxels × network channels up to which all features are computed once and kept (~0.5 GB; ~1.5 GB for an RGB
@@ -39,6 +42,14 @@ MARGIN = 0.1  # held-out balanced accuracy another candidate must gain over the 
 GUIDED_TOLERANCE = 0.02  # ...or, for a U-Net trained on its pseudo-labels, what the blend may lose and still win,
 MIN_LEAD_VOXELS = 5  # ...or lose by fewer held-out voxels than this (a sign test's p ≈ 0.03 at 5 to 0)
 WHOLE_MAP_SHARE = 0.75  # once the previews since a fit add up to this share of the image, it is mapped whole
+# A trained start is kept as it is while it gets this share of every class's painted voxels right: all of them. It
+# never trained on a stroke, so every stroke checks it; fine-tuning that the strokes do not ask for lowered a
+# good start on some real images (docs/benchmarks.md), and a stroke that corrects it (one voxel is enough) lets
+# the fine-tuned candidates take over...
+START_AGREEMENT = 1.0
+# ...unless the pixel classifier calls more than this share of the start's confident objects background (see
+# .pseudo_labels.start_contradicted): on brightfield the start paints whole cells, yet a few strokes can all agree
+START_CONTRADICTED_MAX = 0.1
 
 
 class Selection:
@@ -65,6 +76,9 @@ class Selection:
         self.model, self.normalized, self.training_map = model, normalized, training_map
         self.classifier_image = normalized if classifier_image is None else classifier_image
         self.config = PixelClassifierConfig.for_dim(model.dim)
+        self._start_labels: np.ndarray | None = None  # (*spatial) a trained start's mask, see keep_start
+        self._start_contradicted: float | None = None  # see judge_start
+        self._start_weights: dict[str, torch.Tensor] | None = None
         self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
         if normalized.size <= FEATURE_MAP_VOXELS:
             self._features = feature_map(self.classifier_image, model.dim, self.config, interrupted)
@@ -79,7 +93,7 @@ class Selection:
     ) -> None:
         """New strokes: split them, fit the pixel classifier over ``num_classes`` classes (None: the model's)
         and score it; the U-Net's score is stale. ``interrupted``: see :mod:`.features`; when it stops an
-        update, nothing has changed (the previous fit stays)."""
+        update, nothing has changed (the previous fit stays). A trained start waits for :meth:`judge_start`."""
         model, config = self.model, self.config
         split = split_strokes(annotations, seed)
         voxels = np.union1d(subsample_painted(annotations, config.max_voxels_per_class, config.seed), split.voxels)
@@ -102,6 +116,10 @@ class Selection:
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
         self.scores[UNET] = self.scores[BLEND] = None
         self.classifier_lead: int | None = None  # held-out voxels the classifier gets right beyond the blend
+        self._painted = np.flatnonzero(annotations), annotations[annotations > 0]  # (voxels, values), flat order
+        if self._start_labels is not None:
+            self.scores[START] = self._start_agreement()
+        self._start_contradicted = None  # until the new classifier judges the start
         self.chosen = PIXEL_CLASSIFIER
         self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once worth it
         self._mapped_alone = 0  # voxels of the regions mapped on their own since the fit
@@ -160,7 +178,44 @@ class Selection:
         self.scores[UNET] = held_out_score(unet, self.held_labels)
         self.scores[BLEND] = held_out_score(blend, self.held_labels)
         self.classifier_lead = lead_in_voxels(self.forest_held, blend, self.held_labels)
-        self.chosen = best_candidate(self.scores, guided=self.guided, classifier_lead=self.classifier_lead)
+        self._choose()
+
+    def _choose(self) -> None:
+        best = best_candidate(self.scores, guided=self.guided, classifier_lead=self.classifier_lead)
+        self.chosen = START if self._start_agrees else best
+
+    def keep_start(self, labels: np.ndarray, network: torch.nn.Module) -> None:
+        """A trained start's ``spatial`` mask (annotation values) and a copy of its weights, before any
+        update: it is the candidate shown while it gets every painted voxel right (:data:`START_AGREEMENT`),
+        and :meth:`restore_start` gives it back unchanged."""
+        self._start_labels = labels
+        self._start_weights = {name: value.detach().clone() for name, value in network.state_dict().items()}
+        self.scores[START] = self._start_agreement()
+
+    def judge_start(self, classifier_labels: np.ndarray, start_labels: np.ndarray) -> None:
+        """Measure how much of the start's confident objects the current classifier calls background (see
+        :data:`START_CONTRADICTED_MAX`; ``spatial`` confident labels of each, 0 = not confident) and choose again."""
+        self._start_contradicted = start_contradicted(classifier_labels, start_labels)
+        self._choose()
+
+    def restore_start(self, network: torch.nn.Module) -> bool:
+        """Put the start's weights back into ``network`` when the start is the choice; whether it was."""
+        if self.chosen != START:
+            return False
+        network.load_state_dict(self._start_weights)
+        return True
+
+    def _start_agreement(self) -> float:
+        """The smallest share of a class's painted voxels that the start's mask gets right."""
+        voxels, values = self._painted
+        right = self._start_labels.ravel()[voxels] == values
+        return float(min(right[values == value].mean() for value in np.unique(values)))
+
+    @property
+    def _start_agrees(self) -> bool:
+        agreement, contradicted = self.scores.get(START), self._start_contradicted
+        judged = contradicted is not None and contradicted <= START_CONTRADICTED_MAX
+        return judged and agreement is not None and agreement >= START_AGREEMENT
 
     @property
     def features_kept(self) -> bool:
@@ -199,6 +254,8 @@ class Selection:
         """The chosen candidate's labels of ``region`` (annotation values, less the specks the region shows, as
         ``predict`` gives them); None when ``interrupted`` (see
         :mod:`.features`) while the pixel classifier's part was computed."""
+        if self.chosen == START:
+            return without_specks(self._start_labels[region], self.model.dim)
         try:
             forest = self.forest_probabilities(region, interrupted) if self.chosen != UNET else None
         except Interrupted:
@@ -212,9 +269,12 @@ class Selection:
         return labels_from_probabilities(probabilities, dim=self.model.dim)
 
     def record(self) -> dict:
-        """What ``config.json`` keeps about the choice."""
+        """What ``config.json`` keeps about the choice (a start kept as it is predicts as the U-Net: it is one;
+        its score counts every stroke)."""
         return {
-            "chosen": self.chosen,
+            "chosen": UNET if self.chosen == START else self.chosen,
+            "start_kept": self.chosen == START,
+            "start_contradicted": None if self._start_contradicted is None else round(self._start_contradicted, 4),
             "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in self.scores.items()},
             "held_out_voxels": len(self.held_labels),
             "classifier_lead_voxels": self.classifier_lead,

@@ -28,7 +28,7 @@ from .losses import sparse_loss
 from .messages import Message, NewAnnotations, Preview, PreviewRequest, Report, StopTraining
 from .optimizer import AdamW
 from .patch_plan import default_batch_size, default_patch_size, region_block
-from .pseudo_labels import StartLabels, pseudo_targets, start_labels
+from .pseudo_labels import StartLabels, confident_labels, pseudo_targets, start_labels
 from .region_prior import brightness_separation, scaled_region_weight
 from .run_record import history_entry, keep_run, painted_counts
 from .sampling import PatchSampler
@@ -110,6 +110,8 @@ class _Run:
         self._new_optimizer()
         if self.selection.training_probabilities() is not None:  # what a trained start knew, for pseudo-labels
             self.start = start_labels(self.model, self.normalized, self.settings, self.device)
+            if self.start is not None:  # and a candidate as it is (see Selection.keep_start)
+                self.selection.keep_start(self.start.labels, self.network)
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
@@ -124,6 +126,8 @@ class _Run:
         if probabilities is not None:
             confidence, fill = self.settings.pseudo_label_confidence, self.settings.start_label_weight > 0
             targets = pseudo_targets(strokes, probabilities, confidence, self.start, fill)
+            if self.start is not None:  # still a candidate as it is? (see Selection.judge_start)
+                self.selection.judge_start(confident_labels(probabilities, confidence), self.start.confident)
         self.sampler.update(strokes, targets)
 
     def _weigh_region_term(self) -> None:
@@ -263,7 +267,8 @@ class _Run:
     def report(self, step: int, loss: float, elapsed: float, learning_rate: float, preview: Preview | None) -> Report:
         """The report after ``step``, with what the last strokes and ``preview`` cost."""
         rate = step / max(elapsed, 1e-9)
-        showing, score = self.showing
+        showing = self.selection.chosen  # and its held-out score
+        score = self.selection.scores[showing]
         costs = {"refit_seconds": self.refit_seconds, "preview_seconds": self.preview_seconds}
         self.refit_seconds = self.preview_seconds = 0.0
         return Report(step, loss, elapsed, rate, learning_rate, str(self.device), preview, showing, score, **costs)
@@ -294,12 +299,6 @@ class _Run:
         started = time.perf_counter()
         self.selection.score_unet(self.device, precision_name(self.precision))
         self.scored_at, self.scoring = elapsed, time.perf_counter() - started
-
-    @property
-    def showing(self) -> tuple[str, float | None]:
-        """The chosen candidate and its held-out score."""
-        chosen = self.selection.chosen
-        return chosen, self.selection.scores[chosen]
 
     def receive_all(self, received: Message | Sequence[Message] | None) -> None:
         """Act on what the caller sent into the generator: one message, a list of them, or None."""
@@ -391,6 +390,7 @@ def train_steps(
                 warnings.warn(f"training {stopped} (check the image and strokes)", RuntimeWarning, stacklevel=2)
                 break
         run.finish(time.perf_counter() - start, fastest_step if step else 0.0)
+        run.selection.restore_start(model.network)  # the start, unchanged, when it is the choice
     finally:
         run.close()
     run.network.eval()
