@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.api import load_model, predict, train
+from napari_unet.core.api import load_model, predict, prepare_model, train
+from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.train.messages import NewAnnotations, StopTraining
 from napari_unet.core.train.selection import START_CONTRADICTED_MAX
+from napari_unet.core.train.training import train_steps
 
 DATA = Path(__file__).parents[1] / "data" / "dsb2018"
 STEPS = 20
@@ -29,14 +32,42 @@ def start():
     return load_model("nuclei-2d-dsb")
 
 
-def test_a_start_that_gets_every_stroke_right_is_returned_unchanged(start):
+def test_a_start_that_gets_every_stroke_right_is_returned_unchanged(start, tmp_path):
     image, _, strokes = _load("05040e2e959c")  # fluorescence, where the start is good
     model = _train(image, strokes)
-    assert model.config.selection["start_kept"] and model.config.selection["held_out_accuracy"]["start"] == 1.0
+    selection = model.config.selection
+    assert selection["start_kept"] and selection["held_out_accuracy"] == {"pixel classifier": 1.0, "start": 1.0}
     assert model.config.history[-1]["chosen"] == "start" and model.chosen == "unet"
     for name, value in start.network.state_dict().items():
         torch.testing.assert_close(model.network.state_dict()[name], value, rtol=0, atol=0)
     np.testing.assert_array_equal(predict(model, image).labels, predict(start, image).labels)
+    model.save(tmp_path / "m")
+    assert "Masks come from the **U-Net as it was before this training**" in (tmp_path / "m/MODEL_CARD.md").read_text()
+
+
+def test_a_model_trained_on_the_strokes_is_not_its_own_start():
+    """Training again from a model this trainer made (the dock's next round, ``--init`` of one's own model):
+    it has seen strokes, so it cannot be checked on them as a start."""
+    image, _, strokes = _load("05040e2e959c")
+    again = train(image, strokes, init=_train(image, strokes), steps=STEPS, time_budget=None, seed=0, precision="fp32")
+    assert not again.config.selection["start_kept"] and "start" not in again.config.selection["held_out_accuracy"]
+
+
+def test_a_network_grown_for_a_new_class_is_not_given_back_as_the_start():
+    """A class painted and then erased during training: the head grew, so the start (two classes) is not
+    restored even though every stroke agrees with it again."""
+    image, _, strokes = _load("05040e2e959c")
+    model, annotations = prepare_model(image[None], strokes)
+    loop = train_steps(model, image[None], annotations, TrainConfig(steps=None, time_budget=None, seed=0))
+    next(loop)
+    assert next(loop).showing == "start"
+    more = annotations.copy()
+    more[:2, :2] = 3
+    assert loop.send(NewAnnotations(more)).showing != "start"
+    assert loop.send(NewAnnotations(annotations)).showing != "start" and model.num_classes == 3
+    with pytest.raises(StopIteration) as finished:
+        loop.send(StopTraining())
+    assert finished.value.value.network.head.out_channels == 3 and not model.config.selection["start_kept"]
 
 
 def test_one_stroke_the_start_gets_wrong_lets_fine_tuning_take_over(start):

@@ -79,6 +79,7 @@ class Selection:
         self._start_labels: np.ndarray | None = None  # (*spatial) a trained start's mask, see keep_start
         self._start_contradicted: float | None = None  # see judge_start
         self._start_weights: dict[str, torch.Tensor] | None = None
+        self._start_classes = 0  # the start's output classes: a network grown since cannot be given back
         self._features: np.ndarray | None = None  # (*spatial, F): every voxel's features, for small images
         if normalized.size <= FEATURE_MAP_VOXELS:
             self._features = feature_map(self.classifier_image, model.dim, self.config, interrupted)
@@ -187,8 +188,9 @@ class Selection:
     def keep_start(self, labels: np.ndarray, network: torch.nn.Module) -> None:
         """A trained start's ``spatial`` mask (annotation values) and a copy of its weights, before any
         update: it is the candidate shown while it gets every painted voxel right (:data:`START_AGREEMENT`),
-        and :meth:`restore_start` gives it back unchanged."""
-        self._start_labels = labels
+        and :meth:`restore_start` gives it back unchanged. Only for a start that never trained on strokes
+        (the caller's check): one trained on these strokes before would check itself on them."""
+        self._start_labels, self._start_classes = labels, self.model.num_classes
         self._start_weights = {name: value.detach().clone() for name, value in network.state_dict().items()}
         self.scores[START] = self._start_agreement()
 
@@ -215,7 +217,8 @@ class Selection:
     def _start_agrees(self) -> bool:
         agreement, contradicted = self.scores.get(START), self._start_contradicted
         judged = contradicted is not None and contradicted <= START_CONTRADICTED_MAX
-        return judged and agreement is not None and agreement >= START_AGREEMENT
+        same_head = self.model.num_classes == self._start_classes  # not grown for a new class since
+        return judged and same_head and agreement is not None and agreement >= START_AGREEMENT
 
     @property
     def features_kept(self) -> bool:
@@ -269,13 +272,16 @@ class Selection:
         return labels_from_probabilities(probabilities, dim=self.model.dim)
 
     def record(self) -> dict:
-        """What ``config.json`` keeps about the choice (a start kept as it is predicts as the U-Net: it is one;
-        its score counts every stroke)."""
+        """What ``config.json`` keeps about the choice. A start kept as it is predicts as the U-Net (it is one);
+        its score is the smallest share of a class's strokes it gets right, over every stroke, and the
+        fine-tuned candidates' scores are left out (their weights are not kept)."""
+        kept = self.chosen == START
+        scores = {k: v for k, v in self.scores.items() if not (kept and k in (UNET, BLEND))}
         return {
-            "chosen": UNET if self.chosen == START else self.chosen,
-            "start_kept": self.chosen == START,
+            "chosen": UNET if kept else self.chosen,
+            "start_kept": kept,
             "start_contradicted": None if self._start_contradicted is None else round(self._start_contradicted, 4),
-            "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in self.scores.items()},
+            "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in scores.items()},
             "held_out_voxels": len(self.held_labels),
             "classifier_lead_voxels": self.classifier_lead,
             "blend_weight": self.model.blend_weight,

@@ -110,8 +110,8 @@ class _Run:
         self._new_optimizer()
         if self.selection.training_probabilities() is not None:  # what a trained start knew, for pseudo-labels
             self.start = start_labels(self.model, self.normalized, self.settings, self.device)
-            if self.start is not None:  # and a candidate as it is (see Selection.keep_start)
-                self.selection.keep_start(self.start.labels, self.network)
+            if self.start is not None and not self.model.config.selection:  # never trained on strokes: a
+                self.selection.keep_start(self.start.labels, self.network)  # candidate as it is (keep_start)
         self._update_targets()
         prefetch = self.settings.prefetch if self.settings.prefetch is not None else self.device.type != "cpu"
         if prefetch:
