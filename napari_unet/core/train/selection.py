@@ -214,6 +214,11 @@ class Selection:
         return float(min(right[values == value].mean() for value in np.unique(values)))
 
     @property
+    def start_candidate(self) -> bool:
+        """Whether a trained start is a candidate as it is (see :meth:`keep_start`): only then is it judged."""
+        return self._start_labels is not None
+
+    @property
     def _start_agrees(self) -> bool:
         agreement, contradicted = self.scores.get(START), self._start_contradicted
         judged = contradicted is not None and contradicted <= START_CONTRADICTED_MAX

@@ -126,7 +126,7 @@ class _Run:
         if probabilities is not None:
             confidence, fill = self.settings.pseudo_label_confidence, self.settings.start_label_weight > 0
             targets = pseudo_targets(strokes, probabilities, confidence, self.start, fill)
-            if self.start is not None:  # still a candidate as it is? (see Selection.judge_start)
+            if self.selection.start_candidate:  # still one as it is? (see Selection.judge_start)
                 self.selection.judge_start(confident_labels(probabilities, confidence), self.start.confident)
         self.sampler.update(strokes, targets)
 
