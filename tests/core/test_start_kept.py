@@ -10,8 +10,14 @@ import torch
 
 from napari_unet.core.api import load_model, predict, prepare_model, train
 from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.train import training
 from napari_unet.core.train.messages import NewAnnotations, StopTraining
-from napari_unet.core.train.selection import START_CONTRADICTED_MAX
+from napari_unet.core.train.selection import (
+    NETWORK_START_AGREEMENT,
+    START_CONTRADICTED_MAX,
+    VOUCHED_BLEND_WEIGHT,
+    object_overlap,
+)
 from napari_unet.core.train.training import train_steps
 
 DATA = Path(__file__).parents[1] / "data" / "dsb2018"
@@ -70,20 +76,57 @@ def test_a_network_grown_for_a_new_class_is_not_given_back_as_the_start():
     assert finished.value.value.network.head.out_channels == 3 and not model.config.selection["start_kept"]
 
 
-def test_one_stroke_the_start_gets_wrong_lets_fine_tuning_take_over(start):
-    image, labels, strokes = _load("05040e2e959c")
-    wrong = np.argwhere((predict(start, image).labels == 2) != (labels > 0))
+def _one_voxel_corrected(start, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The image and its strokes plus one painted voxel that says the start is wrong there."""
+    image, labels, strokes = _load(name)
+    channel_axis = -1 if image.ndim == 3 else None
+    wrong = np.argwhere((predict(start, image, channel_axis=channel_axis).labels == 2) != (labels > 0))
     y, x = wrong[len(wrong) // 2]
     corrected = strokes.copy()
-    corrected[y, x] = 2 if labels[y, x] > 0 else 1  # one painted voxel that says the start is wrong there
+    corrected[y, x] = 2 if labels[y, x] > 0 else 1
+    return image, corrected
+
+
+def test_one_stroke_the_start_gets_wrong_lets_fine_tuning_take_over(start):
+    image, corrected = _one_voxel_corrected(start, "05040e2e959c")
     model = _train(image, corrected)
     assert not model.config.selection["start_kept"] and model.config.history[-1]["chosen"] != "start"
     assert model.config.selection["held_out_accuracy"]["start"] < 1.0
 
 
-def test_a_start_the_pixel_classifier_contradicts_is_not_kept():
+@pytest.mark.parametrize("name", ["05040e2e959c", "4d4f254f3b8b"])  # fluorescence, stained tissue (RGB)
+def test_a_start_that_gets_most_strokes_right_vouches_for_the_unet(start, name, monkeypatch, tmp_path):
+    """The start is wrong on one painted voxel, so it is not kept, but it still vouches for the fine-tuned
+    U-Net that agrees with it: the blend gives the U-Net more weight, in previews and in the saved model."""
+    monkeypatch.setattr(training, "MIN_SCORED_UPDATES", 10)  # the U-Net is scored within the test's steps
+    image, corrected = _one_voxel_corrected(start, name)
+    channel_axis = -1 if image.ndim == 3 else None
+    model = train(image, corrected, channel_axis=channel_axis, steps=STEPS, time_budget=None, seed=0, precision="fp32")
+    selection = model.config.selection
+    assert 0.9 <= selection["held_out_accuracy"]["start"] < 1.0 and not selection["start_kept"]
+    assert selection["start_vouched"] and selection["network_start_agreement"] >= NETWORK_START_AGREEMENT
+    assert model.chosen == "blend" and model.blend_weight == VOUCHED_BLEND_WEIGHT
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.blend_weight == VOUCHED_BLEND_WEIGHT
+    np.testing.assert_array_equal(
+        predict(loaded, image, channel_axis=channel_axis).labels,
+        predict(model, image, channel_axis=channel_axis).labels,
+    )
+    assert "so the blend leans on the U-Net" in (tmp_path / "m/MODEL_CARD.md").read_text()
+
+
+def test_object_overlap_counts_same_class_objects_over_either_objects():
+    first = np.array([[1, 2, 2, 3], [1, 1, 2, 1]], np.uint8)
+    second = np.array([[1, 2, 3, 3], [2, 1, 1, 1]], np.uint8)
+    np.testing.assert_array_equal(object_overlap(first, second), [2, 5])
+
+
+def test_a_start_the_pixel_classifier_contradicts_is_not_kept_and_vouches_for_nothing(monkeypatch):
+    monkeypatch.setattr(training, "MIN_SCORED_UPDATES", 10)  # the U-Net is scored within the test's steps
     image, _, strokes = _load("4217e25defac")  # brightfield: the start paints whole cells, the strokes all agree
     model = _train(image, strokes)
     selection = model.config.selection
     assert selection["held_out_accuracy"]["start"] == 1.0 and selection["start_contradicted"] > START_CONTRADICTED_MAX
-    assert not selection["start_kept"]
+    assert not selection["start_kept"] and not selection["start_vouched"]
+    assert selection["held_out_accuracy"]["unet"] is not None  # the U-Net was scored: the choice was made

@@ -62,11 +62,15 @@ class Model:
 
     @property
     def blend_weight(self) -> float:
-        return BLEND_WEIGHT
+        """The U-Net's share of the blend: the one the trainer chose (see
+        :data:`~napari_unet.core.train.selection.VOUCHED_BLEND_WEIGHT`), else :data:`BLEND_WEIGHT`."""
+        return (self.config.selection or {}).get("blend_weight", BLEND_WEIGHT)
 
-    def combine(self, classifier: np.ndarray, unet: np.ndarray) -> np.ndarray:
-        """The blend of two ``(K, ...)`` probability arrays."""
-        return (1 - self.blend_weight) * classifier + self.blend_weight * unet
+    def combine(self, classifier: np.ndarray, unet: np.ndarray, weight: float | None = None) -> np.ndarray:
+        """The blend of two ``(K, ...)`` probability arrays, with the U-Net's share ``weight`` (None: the
+        model's :attr:`blend_weight`)."""
+        weight = self.blend_weight if weight is None else weight
+        return (1 - weight) * classifier + weight * unet
 
     @classmethod
     def create(

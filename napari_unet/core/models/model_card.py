@@ -80,6 +80,13 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
             "classifier contradicted little of it, so the fine-tuning was not kept.",
             "",
         ]
+    vouched = []
+    if selection.get("start_vouched"):
+        vouched = [
+            "The pretrained start got most painted voxels right and the U-Net's objects overlap the start's "
+            f"(IoU {selection['network_start_agreement']} near the strokes), so the blend leans on the U-Net.",
+            "",
+        ]
     return [
         "## Prediction",
         "",
@@ -89,4 +96,5 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
         f"{selection['held_out_voxels']} painted voxels held out from training (balanced accuracy: {scores}). "
         "A bioimage.io export holds the U-Net only.",
         "",
+        *vouched,
     ]

@@ -1,7 +1,8 @@
 """Which mask the user sees: the pixel classifier first, then the blend with the U-Net (or the U-Net) when
 held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`); a trained start as it is while
-it gets every painted voxel right (:meth:`Selection.keep_start`). Used by the trainer; the choice is
-stored in the model.
+it gets every painted voxel right (:meth:`Selection.keep_start`), and a start that gets most of them right
+gives the U-Net more weight in the blend (:data:`START_TRUSTED`). Used by the trainer; the choice is stored
+in the model. Candidates are scored with the blend at :data:`~..models.model.BLEND_WEIGHT`.
 
 The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
 shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
@@ -20,7 +21,7 @@ from scipy import ndimage as ndi
 from ..infer.inference import labels_from_probabilities, predict_normalized
 from ..infer.predictor import tile_predictor
 from ..infer.specks import without_specks
-from ..models.model import BLEND, PIXEL_CLASSIFIER, START, UNET, Model
+from ..models.model import BLEND, BLEND_WEIGHT, PIXEL_CLASSIFIER, START, UNET, Model
 from ..models.precision import resolve_precision
 from .features import Interrupted, check
 from .holdout import held_out_score, split_strokes
@@ -50,6 +51,14 @@ START_AGREEMENT = 1.0
 # ...unless the pixel classifier calls more than this share of the start's confident objects background (see
 # .pseudo_labels.start_contradicted): on brightfield the start paints whole cells, yet a few strokes can all agree
 START_CONTRADICTED_MAX = 0.1
+# A start that gets at least this share of every class's strokes right (and is not contradicted, as above)
+# vouches for the fine-tuned U-Net while the U-Net's objects overlap the start's by at least
+# NETWORK_START_AGREEMENT (IoU on the held-out windows): the blend then gives the U-Net VOUCHED_BLEND_WEIGHT,
+# so the pixel classifier's errors where no stroke reaches (stain between nuclei) weigh less. Not the U-Net
+# alone: its sharper probabilities split touching nuclei worse (--instances; docs/benchmarks.md)
+START_TRUSTED = 0.9
+NETWORK_START_AGREEMENT = 0.85
+VOUCHED_BLEND_WEIGHT = 0.65
 
 
 class Selection:
@@ -117,11 +126,12 @@ class Selection:
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
         self.scores[UNET] = self.scores[BLEND] = None
         self.classifier_lead: int | None = None  # held-out voxels the classifier gets right beyond the blend
+        self.network_start_agreement: float | None = None  # see START_TRUSTED
         self._painted = np.flatnonzero(annotations), annotations[annotations > 0]  # (voxels, values), flat order
         if self._start_labels is not None:
             self.scores[START] = self._start_agreement()
         self._start_contradicted = None  # until the new classifier judges the start
-        self.chosen = PIXEL_CLASSIFIER
+        self.chosen, self.start_vouched, self.blend_weight = PIXEL_CLASSIFIER, False, BLEND_WEIGHT
         self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once worth it
         self._mapped_alone = 0  # voxels of the regions mapped on their own since the fit
         self._training_map: np.ndarray | None = None
@@ -164,6 +174,7 @@ class Selection:
             return
         spatial = self.normalized.shape[1:]
         unet = np.empty_like(self.forest_held)
+        overlap = np.zeros(2, np.int64)  # the U-Net's and the start's objects in the windows: (both, either)
         coords = np.unravel_index(self.split.voxels, spatial)  # flat order, as forest_held
         device = torch.device(device)
         predictor = tile_predictor(self.model.network, device, resolve_precision(precision, device))
@@ -175,15 +186,21 @@ class Selection:
             )
             local = tuple(c[inside] - w.start for c, w in zip(coords, window))
             unet[:, inside] = probabilities[(slice(None), *local)]
-        blend = self.model.combine(self.forest_held, unet)
+            if self._start_labels is not None:
+                overlap += object_overlap(probabilities.argmax(0) + 1, self._start_labels[window])
+        blend = self.model.combine(self.forest_held, unet, BLEND_WEIGHT)
         self.scores[UNET] = held_out_score(unet, self.held_labels)
         self.scores[BLEND] = held_out_score(blend, self.held_labels)
         self.classifier_lead = lead_in_voxels(self.forest_held, blend, self.held_labels)
+        if self._start_labels is not None:
+            self.network_start_agreement = float(overlap[0] / overlap[1]) if overlap[1] else 1.0
         self._choose()
 
     def _choose(self) -> None:
         best = best_candidate(self.scores, guided=self.guided, classifier_lead=self.classifier_lead)
         self.chosen = START if self._start_agrees else best
+        self.start_vouched = self.chosen == BLEND and self._vouched_by_start
+        self.blend_weight = VOUCHED_BLEND_WEIGHT if self.start_vouched else BLEND_WEIGHT
 
     def keep_start(self, labels: np.ndarray, network: torch.nn.Module) -> None:
         """A trained start's ``spatial`` mask (annotation values) and a copy of its weights, before any
@@ -219,11 +236,29 @@ class Selection:
         return self._start_labels is not None
 
     @property
-    def _start_agrees(self) -> bool:
-        agreement, contradicted = self.scores.get(START), self._start_contradicted
+    def _start_judged(self) -> bool:
+        """Whether a trained start is a candidate, judged and not contradicted (see :meth:`judge_start`),
+        with the classes it was trained for (a network grown for a new class since cannot be compared)."""
+        contradicted = self._start_contradicted
         judged = contradicted is not None and contradicted <= START_CONTRADICTED_MAX
-        same_head = self.model.num_classes == self._start_classes  # not grown for a new class since
-        return judged and same_head and agreement is not None and agreement >= START_AGREEMENT
+        return judged and self.model.num_classes == self._start_classes
+
+    @property
+    def _start_agrees(self) -> bool:
+        agreement = self.scores.get(START)
+        return self._start_judged and agreement is not None and agreement >= START_AGREEMENT
+
+    @property
+    def _vouched_by_start(self) -> bool:
+        """Whether the start vouches for the U-Net (see :data:`START_TRUSTED`); its held-out score must stay
+        within :data:`GUIDED_TOLERANCE` of the blend's."""
+        if not self._start_judged:
+            return False
+        start, unet, blend = (self.scores.get(name) for name in (START, UNET, BLEND))
+        agreement = self.network_start_agreement
+        if None in (start, unet, blend, agreement):
+            return False
+        return start >= START_TRUSTED and agreement >= NETWORK_START_AGREEMENT and unet >= blend - GUIDED_TOLERANCE
 
     @property
     def features_kept(self) -> bool:
@@ -273,7 +308,7 @@ class Selection:
         crop = self.normalized[(slice(None), *region)]
         probabilities = predict_normalized(self.model, crop, device=device, precision=precision)
         if self.chosen == BLEND:
-            probabilities = self.model.combine(forest, probabilities)
+            probabilities = self.model.combine(forest, probabilities, self.blend_weight)
         return labels_from_probabilities(probabilities, dim=self.model.dim)
 
     def record(self) -> dict:
@@ -285,11 +320,15 @@ class Selection:
         return {
             "chosen": UNET if kept else self.chosen,
             "start_kept": kept,
+            "start_vouched": self.start_vouched,
             "start_contradicted": None if self._start_contradicted is None else round(self._start_contradicted, 4),
             "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in scores.items()},
             "held_out_voxels": len(self.held_labels),
             "classifier_lead_voxels": self.classifier_lead,
-            "blend_weight": self.model.blend_weight,
+            "network_start_agreement": None
+            if self.network_start_agreement is None
+            else round(self.network_start_agreement, 4),
+            "blend_weight": self.blend_weight,
             "pseudo_labels": self.guided,
         }
 
@@ -319,6 +358,13 @@ def best_candidate(scores: dict[str, float | None], guided: bool = False, classi
         if score is not None and score >= base + MARGIN:
             return name
     return PIXEL_CLASSIFIER
+
+
+def object_overlap(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """``(both, either)``: voxels that two ``spatial`` label maps (annotation values, 1 = background) give the
+    same object class, and voxels that either gives an object."""
+    both = int(((first == second) & (first > 1)).sum())
+    return np.array([both, int(((first > 1) | (second > 1)).sum())], np.int64)
 
 
 def lead_in_voxels(first: np.ndarray, second: np.ndarray, labels: np.ndarray) -> int:
