@@ -123,6 +123,8 @@ def test_foreign_state_dict_is_a_clear_error(tmp_path, model):
         (lambda c: c.update(spacing=[1.0, 1.0]), "spacing must be 3 finite voxel sizes"),
         (lambda c: c.update(spacing="1 1 1"), "spacing must be a list of numbers or null"),
         (lambda c: c.update(history={"steps": 5}), "history must be a list of objects"),
+        (lambda c: c.update(selection={"blend_weight": 1.5}), "selection.blend_weight must be a number from 0 to 1"),
+        (lambda c: c.update(selection={"blend_weight": None}), "selection.blend_weight must be a number from 0 to 1"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, model, edit, message):

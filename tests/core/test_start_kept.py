@@ -2,6 +2,7 @@
 or a pixel classifier that calls much of its objects background, lets the fine-tuned candidates take over.
 Real images (tests/data/dsb2018) and the shipped default start, ``nuclei-2d-dsb``."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from napari_unet.core.api import load_model, predict, prepare_model, train
 from napari_unet.core.models.config import TrainConfig
+from napari_unet.core.models.model import BLEND_WEIGHT, Model
 from napari_unet.core.train import training
 from napari_unet.core.train.messages import NewAnnotations, StopTraining
 from napari_unet.core.train.selection import (
@@ -97,7 +99,7 @@ def test_one_stroke_the_start_gets_wrong_lets_fine_tuning_take_over(start):
 @pytest.mark.parametrize("name", ["05040e2e959c", "4d4f254f3b8b"])  # fluorescence, stained tissue (RGB)
 def test_a_start_that_gets_most_strokes_right_vouches_for_the_unet(start, name, monkeypatch, tmp_path):
     """The start is wrong on one painted voxel, so it is not kept, but it still vouches for the fine-tuned
-    U-Net that agrees with it: the blend gives the U-Net more weight, in previews and in the saved model."""
+    U-Net that agrees with it: the saved model's blend gives the U-Net more weight, and so does predict."""
     monkeypatch.setattr(training, "MIN_SCORED_UPDATES", 10)  # the U-Net is scored within the test's steps
     image, corrected = _one_voxel_corrected(start, name)
     channel_axis = -1 if image.ndim == 3 else None
@@ -108,12 +110,21 @@ def test_a_start_that_gets_most_strokes_right_vouches_for_the_unet(start, name, 
     assert model.chosen == "blend" and model.blend_weight == VOUCHED_BLEND_WEIGHT
     model.save(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
-    assert loaded.blend_weight == VOUCHED_BLEND_WEIGHT
-    np.testing.assert_array_equal(
-        predict(loaded, image, channel_axis=channel_axis).labels,
-        predict(model, image, channel_axis=channel_axis).labels,
-    )
     assert "so the blend leans on the U-Net" in (tmp_path / "m/MODEL_CARD.md").read_text()
+
+    def probabilities(model: Model) -> np.ndarray:
+        return predict(model, image, channel_axis=channel_axis, probabilities=True).probabilities
+
+    classifier_config = replace(loaded.config, selection={**selection, "chosen": "pixel classifier"})
+    forest = probabilities(Model(loaded.network, classifier_config, loaded.pixel_classifier))
+    unet = probabilities(Model(loaded.network, loaded.config))
+    returned = probabilities(loaded)
+    np.testing.assert_allclose(returned, loaded.combine(forest, unet, VOUCHED_BLEND_WEIGHT), atol=1e-5)
+    assert np.abs(returned - loaded.combine(forest, unet, BLEND_WEIGHT)).max() > 0.01
+
+
+def test_a_model_without_a_recorded_blend_weight_blends_half_and_half(start):
+    assert start.config.selection is None and start.blend_weight == BLEND_WEIGHT == 0.5
 
 
 def test_object_overlap_counts_same_class_objects_over_either_objects():

@@ -193,7 +193,8 @@ class ModelConfig:
 
     def check_consistency(self) -> None:
         """Fields that must agree: a name per class, a fitted range per input channel (or none yet),
-        and one finite voxel size above 0 per spatial axis."""
+        one finite voxel size above 0 per spatial axis, and a blend weight (the U-Net's share, which
+        predictions use) from 0 to 1."""
         network = self.network
         if len(self.class_names) != network.num_classes:
             raise ValueError(
@@ -211,3 +212,6 @@ class ModelConfig:
             raise ValueError(
                 f"spacing must be {network.dim} finite voxel sizes above 0 (network.dim {network.dim}), got {spacing!r}"
             )
+        weight = (self.selection or {}).get("blend_weight", 0.5)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight <= 1:
+            raise ValueError(f"selection.blend_weight must be a number from 0 to 1, got {weight!r}")

@@ -83,7 +83,8 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
     vouched = []
     if selection.get("start_vouched"):
         vouched = [
-            "The pretrained start got most painted voxels right and the U-Net's objects overlap the start's "
+            "The pretrained start got at least 90% of every class's painted voxels right and the U-Net's objects "
+            "overlap the start's "
             f"(IoU {selection['network_start_agreement']} near the strokes), so the blend leans on the U-Net.",
             "",
         ]

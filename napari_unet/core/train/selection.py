@@ -2,7 +2,8 @@
 held-out strokes say so (see :mod:`.holdout` and :func:`best_candidate`); a trained start as it is while
 it gets every painted voxel right (:meth:`Selection.keep_start`), and a start that gets most of them right
 gives the U-Net more weight in the blend (:data:`START_TRUSTED`). Used by the trainer; the choice is stored
-in the model. Candidates are scored with the blend at :data:`~..models.model.BLEND_WEIGHT`.
+in the model. Candidates are chosen on the blend at
+:data:`~napari_unet.core.models.model.BLEND_WEIGHT`; :meth:`Selection.score_of` gives the one shown.
 
 The pixel classifier is fitted twice: on the training share (to score it) and on every stroke (the one
 shown and kept: cheap, and never worse than the forest a user would otherwise run). The U-Net trains on
@@ -59,6 +60,7 @@ START_CONTRADICTED_MAX = 0.1
 START_TRUSTED = 0.9
 NETWORK_START_AGREEMENT = 0.85
 VOUCHED_BLEND_WEIGHT = 0.65
+VOUCHED_UNET_TOLERANCE = 0.02  # ...and only while the U-Net's held-out score is at most this below the blend's
 
 
 class Selection:
@@ -126,7 +128,8 @@ class Selection:
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
         self.scores[UNET] = self.scores[BLEND] = None
         self.classifier_lead: int | None = None  # held-out voxels the classifier gets right beyond the blend
-        self.network_start_agreement: float | None = None  # see START_TRUSTED
+        self.network_start_agreement: float | None = None  # see START_TRUSTED (None: no objects to compare)
+        self._vouched_blend_score: float | None = None  # the blend's held-out score at VOUCHED_BLEND_WEIGHT
         self._painted = np.flatnonzero(annotations), annotations[annotations > 0]  # (voxels, values), flat order
         if self._start_labels is not None:
             self.scores[START] = self._start_agreement()
@@ -193,7 +196,9 @@ class Selection:
         self.scores[BLEND] = held_out_score(blend, self.held_labels)
         self.classifier_lead = lead_in_voxels(self.forest_held, blend, self.held_labels)
         if self._start_labels is not None:
-            self.network_start_agreement = float(overlap[0] / overlap[1]) if overlap[1] else 1.0
+            self.network_start_agreement = float(overlap[0] / overlap[1]) if overlap[1] else None
+            vouched_blend = self.model.combine(self.forest_held, unet, VOUCHED_BLEND_WEIGHT)
+            self._vouched_blend_score = held_out_score(vouched_blend, self.held_labels)
         self._choose()
 
     def _choose(self) -> None:
@@ -235,8 +240,12 @@ class Selection:
         """Whether a trained start is a candidate as it is (see :meth:`keep_start`): only then is it judged."""
         return self._start_labels is not None
 
+    def score_of(self, name: str) -> float | None:
+        """A candidate's held-out score as shown: the blend's at the weight it is shown with."""
+        return self._vouched_blend_score if name == BLEND and self.start_vouched else self.scores.get(name)
+
     @property
-    def _start_judged(self) -> bool:
+    def _start_uncontradicted(self) -> bool:
         """Whether a trained start is a candidate, judged and not contradicted (see :meth:`judge_start`),
         with the classes it was trained for (a network grown for a new class since cannot be compared)."""
         contradicted = self._start_contradicted
@@ -246,19 +255,21 @@ class Selection:
     @property
     def _start_agrees(self) -> bool:
         agreement = self.scores.get(START)
-        return self._start_judged and agreement is not None and agreement >= START_AGREEMENT
+        return self._start_uncontradicted and agreement is not None and agreement >= START_AGREEMENT
 
     @property
     def _vouched_by_start(self) -> bool:
         """Whether the start vouches for the U-Net (see :data:`START_TRUSTED`); its held-out score must stay
-        within :data:`GUIDED_TOLERANCE` of the blend's."""
-        if not self._start_judged:
+        within :data:`VOUCHED_UNET_TOLERANCE` of the blend's."""
+        if not self._start_uncontradicted:
             return False
         start, unet, blend = (self.scores.get(name) for name in (START, UNET, BLEND))
         agreement = self.network_start_agreement
         if None in (start, unet, blend, agreement):
             return False
-        return start >= START_TRUSTED and agreement >= NETWORK_START_AGREEMENT and unet >= blend - GUIDED_TOLERANCE
+        return (
+            start >= START_TRUSTED and agreement >= NETWORK_START_AGREEMENT and unet >= blend - VOUCHED_UNET_TOLERANCE
+        )
 
     @property
     def features_kept(self) -> bool:
@@ -316,7 +327,7 @@ class Selection:
         its score is the smallest share of a class's strokes it gets right, over every stroke, and the
         fine-tuned candidates' scores are left out (their weights are not kept)."""
         kept = self.chosen == START
-        scores = {k: v for k, v in self.scores.items() if not (kept and k in (UNET, BLEND))}
+        scores = {k: self.score_of(k) for k in self.scores if not (kept and k in (UNET, BLEND))}
         return {
             "chosen": UNET if kept else self.chosen,
             "start_kept": kept,

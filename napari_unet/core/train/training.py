@@ -268,7 +268,7 @@ class _Run:
         """The report after ``step``, with what the last strokes and ``preview`` cost."""
         rate = step / max(elapsed, 1e-9)
         showing = self.selection.chosen  # and its held-out score
-        score = self.selection.scores[showing]
+        score = self.selection.score_of(showing)
         costs = {"refit_seconds": self.refit_seconds, "preview_seconds": self.preview_seconds}
         self.refit_seconds = self.preview_seconds = 0.0
         return Report(step, loss, elapsed, rate, learning_rate, str(self.device), preview, showing, score, **costs)
