@@ -17,6 +17,7 @@ HELD_OUT_SHARE = 0.2
 GAP = 3  # voxels between a held-out voxel and the nearest training voxel (at least)
 MIN_PIECES = 4  # a class painted in fewer strokes is cut into chunks
 PIECE_EDGE = 16  # voxels: the grid cells that cut a long stroke into chunks
+WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
 
 
 @dataclass
@@ -100,3 +101,19 @@ def held_out_score(probabilities: np.ndarray, labels: np.ndarray) -> float | Non
         return None
     predicted = probabilities.argmax(0) + 1
     return float(np.mean([np.mean(predicted[labels == v] == v) for v in np.unique(labels)]))
+
+
+def held_out_windows(voxels: np.ndarray, spatial: tuple[int, ...], dim: int) -> list[tuple[slice, ...]]:
+    """Boxes around groups of held-out voxels, with :data:`WINDOW_CONTEXT` voxels of context along the
+    model's axes (one plane along the others); nearby groups share a box. Only the voxels' bounding box
+    plus that context is looked at."""
+    if not len(voxels):
+        return []
+    reach = [0] * (len(spatial) - dim) + [WINDOW_CONTEXT] * dim
+    coords = np.unravel_index(voxels, spatial)
+    around = tuple(slice(max(0, c.min() - r), min(s, c.max() + 1 + r)) for c, r, s in zip(coords, reach, spatial))
+    mask = np.zeros([a.stop - a.start for a in around], bool)
+    mask[tuple(c - a.start for c, a in zip(coords, around))] = True
+    groups, _ = ndi.label(ndi.maximum_filter(mask, size=[2 * r + 1 for r in reach]), np.ones((3,) * len(spatial), bool))
+    boxes = ndi.find_objects(groups)
+    return [tuple(slice(b.start + a.start, b.stop + a.start) for b, a in zip(box, around)) for box in boxes if box]

@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy import ndimage as ndi
 
 from ..infer.inference import labels_from_probabilities, predict_normalized
 from ..infer.predictor import tile_predictor
@@ -25,7 +24,7 @@ from ..infer.specks import without_specks
 from ..models.model import BLEND, BLEND_WEIGHT, PIXEL_CLASSIFIER, START, UNET, Model
 from ..models.precision import resolve_precision
 from .features import Interrupted, check
-from .holdout import held_out_score, split_strokes
+from .holdout import held_out_score, held_out_windows, split_strokes
 from .pixel_classifier import (
     PREDICT_BLOCK,
     PixelClassifier,
@@ -36,7 +35,6 @@ from .pixel_classifier import (
 )
 from .pseudo_labels import start_contradicted
 
-WINDOW_CONTEXT = 32  # voxels of context around held-out voxels when the U-Net scores them
 # voxels × network channels up to which all features are computed once and kept (~0.5 GB; ~1.5 GB for an RGB
 # image the network sees as grey, whose classifier has three channels' features)
 FEATURE_MAP_VOXELS = 6_000_000
@@ -383,19 +381,3 @@ def lead_in_voxels(first: np.ndarray, second: np.ndarray, labels: np.ndarray) ->
     probabilities, ``labels`` the annotation values)."""
     right_first, right_second = first.argmax(0) + 1 == labels, second.argmax(0) + 1 == labels
     return int((right_first & ~right_second).sum()) - int((right_second & ~right_first).sum())
-
-
-def held_out_windows(voxels: np.ndarray, spatial: tuple[int, ...], dim: int) -> list[tuple[slice, ...]]:
-    """Boxes around groups of held-out voxels, with :data:`WINDOW_CONTEXT` voxels of context along the
-    model's axes (one plane along the others); nearby groups share a box. Only the voxels' bounding box
-    plus that context is looked at."""
-    if not len(voxels):
-        return []
-    reach = [0] * (len(spatial) - dim) + [WINDOW_CONTEXT] * dim
-    coords = np.unravel_index(voxels, spatial)
-    around = tuple(slice(max(0, c.min() - r), min(s, c.max() + 1 + r)) for c, r, s in zip(coords, reach, spatial))
-    mask = np.zeros([a.stop - a.start for a in around], bool)
-    mask[tuple(c - a.start for c, a in zip(coords, around))] = True
-    groups, _ = ndi.label(ndi.maximum_filter(mask, size=[2 * r + 1 for r in reach]), np.ones((3,) * len(spatial), bool))
-    boxes = ndi.find_objects(groups)
-    return [tuple(slice(b.start + a.start, b.stop + a.start) for b, a in zip(box, around)) for box in boxes if box]
