@@ -46,6 +46,9 @@ from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model import UNET, Model
 from napari_unet.core.models.model_sources import DEFAULT_START
 
+# what the candidate choice rested on (see napari_unet.core.train.selection), kept in each row
+SELECTION_FIELDS = ("start_kept", "start_vouched", "start_contradicted", "network_start_agreement", "blend_weight")
+
 
 def train_and_score(image, strokes, truth, budget: str, seed: int, args, settings: dict) -> dict:
     """Train through the public API for ``budget`` ("30s" or "200steps"), predict the whole image, score it."""
@@ -85,6 +88,7 @@ def train_and_score(image, strokes, truth, budget: str, seed: int, args, setting
         "train_seconds": round(train_seconds, 2),
         "predict_seconds": round(predict_seconds, 2),
         "history": last,
+        "selection": {key: (model.config.selection or {}).get(key) for key in SELECTION_FIELDS},
     }
 
 

@@ -12,6 +12,7 @@ import torch
 from napari_unet.core.api import load_model, predict, prepare_model, train
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model import BLEND_WEIGHT, Model
+from napari_unet.core.models.model_card import model_card
 from napari_unet.core.train import training
 from napari_unet.core.train.messages import NewAnnotations, StopTraining
 from napari_unet.core.train.selection import (
@@ -141,3 +142,18 @@ def test_a_start_the_pixel_classifier_contradicts_is_not_kept_and_vouches_for_no
     assert selection["held_out_accuracy"]["start"] == 1.0 and selection["start_contradicted"] > START_CONTRADICTED_MAX
     assert not selection["start_kept"] and not selection["start_vouched"]
     assert selection["held_out_accuracy"]["unet"] is not None  # the U-Net was scored: the choice was made
+
+
+def test_a_model_trained_on_the_strokes_and_given_a_new_class_is_not_taken_for_a_start():
+    """Adapted to a new class count, the model loses its pixel classifier but not the record that it was
+    trained on strokes: it is not judged, kept or restored as a pretrained start."""
+    image, _, strokes = _load("05040e2e959c")
+    own = _train(image, strokes)
+    adapted = own.adapted_to(3, own.in_channels)
+    assert adapted.config.selection == own.config.selection and adapted.chosen == "unet"
+    assert "## Prediction" not in model_card(adapted.config)
+    more = strokes.copy()
+    more[:3, :3] = 3
+    again = train(image, more, init=own, steps=STEPS, time_budget=None, seed=0, precision="fp32")
+    assert again.num_classes == 3 and not again.config.selection["start_kept"]
+    assert "start" not in again.config.selection["held_out_accuracy"]

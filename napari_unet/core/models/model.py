@@ -213,8 +213,10 @@ class Model:
         """This model as a starting point for ``num_classes`` classes (the fine-tuning policy).
 
         Same class count: this model itself, every weight kept. Another class count: a copy whose
-        final 1×1 layer keeps the weights of the classes both share and starts fresh for new ones.
-        The input channel count must match (or be RGB, see :meth:`accepts_channels`).
+        final 1×1 layer keeps the weights of the classes both share and starts fresh for new ones, and
+        no pixel classifier (fitted on the old classes); its ``selection`` record stays, so a model trained on
+        strokes is never taken for a start that saw none. The input channel count must match (or be RGB,
+        see :meth:`accepts_channels`).
         """
         if not self.accepts_channels(in_channels):
             raise UserInputError(
@@ -241,6 +243,7 @@ class Model:
             spacing=self.config.spacing,
             history=list(self.config.history),
             description=self.config.description,
+            selection=self.config.selection,
         )
         return Model(network, config)
 

@@ -63,9 +63,10 @@ def _rgb_line(config: ModelConfig) -> list[str]:
 
 
 def _prediction_lines(config: ModelConfig) -> list[str]:
-    """Which candidate predictions come from, and why (the held-out scores), when the trainer chose one."""
+    """Which candidate predictions come from, and why (the held-out scores), when the trainer chose one (a
+    model adapted to a new class count keeps the record but not the pixel classifier: its U-Net predicts)."""
     selection = config.selection
-    if not selection:
+    if not selection or config.pixel_classifier is None:
         return []
     scores = ", ".join(f"{k} {v}" for k, v in selection["held_out_accuracy"].items() if v is not None)
     settings = config.pixel_classifier or {}
