@@ -16,6 +16,7 @@ from napari_unet.core.models.model_card import model_card
 from napari_unet.core.train import training
 from napari_unet.core.train.messages import NewAnnotations, StopTraining
 from napari_unet.core.train.selection import (
+    MIN_JUDGING_VOXELS,
     NETWORK_START_AGREEMENT,
     START_CONTRADICTED_MAX,
     VOUCHED_BLEND_WEIGHT,
@@ -157,3 +158,17 @@ def test_a_model_trained_on_the_strokes_and_given_a_new_class_is_not_taken_for_a
     again = train(image, more, init=own, steps=STEPS, time_budget=None, seed=0, precision="fp32")
     assert again.num_classes == 3 and not again.config.selection["start_kept"]
     assert "start" not in again.config.selection["held_out_accuracy"]
+
+
+def test_a_classifier_that_saw_a_handful_of_nucleus_voxels_does_not_judge_the_start():
+    """The brightfield crop with its nucleus strokes cut to one short line: fitted on fewer nucleus voxels than
+    MIN_JUDGING_VOXELS, the classifier's map of nuclei is no evidence, so the start that every stroke agrees with
+    is kept (until a stroke corrects it); with the whole strokes, it is contradicted (the test above)."""
+    image, _, strokes = _load("4217e25defac")
+    few = np.where(strokes == 2, 0, strokes).astype(np.uint8)
+    few[236 : 236 + MIN_JUDGING_VOXELS - 1, 187] = 2  # one piece: nothing of it is held out
+    assert np.array_equal(
+        strokes[236 : 236 + MIN_JUDGING_VOXELS - 1, 187], few[236 : 236 + MIN_JUDGING_VOXELS - 1, 187]
+    )
+    selection = _train(image, few).config.selection
+    assert selection["start_contradicted"] == 0.0 and selection["start_kept"]

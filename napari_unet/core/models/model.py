@@ -7,6 +7,7 @@ On disk: ``config.json`` (:class:`ModelConfig`) and ``weights.pt`` (a state_dict
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -243,14 +244,15 @@ class Model:
             spacing=self.config.spacing,
             history=list(self.config.history),
             description=self.config.description,
-            selection=self.config.selection,
+            selection=copy.deepcopy(self.config.selection),
         )
         return Model(network, config)
 
     def grow_to(self, num_classes: int) -> None:
-        """Add output classes in place (strokes of a new class painted while training runs)."""
+        """Add output classes in place (strokes of a new class painted while training runs); the pixel
+        classifier, fitted on the old classes, is dropped (the trainer fits its own)."""
         grown = self.adapted_to(num_classes, self.in_channels)
-        self.network, self.config = grown.network, grown.config
+        self.network, self.config, self.pixel_classifier = grown.network, grown.config, None
 
 
 def _load_classifier(path: Path, config: ModelConfig) -> PixelClassifier | None:
