@@ -47,7 +47,14 @@ from napari_unet.core.models.model import UNET, Model
 from napari_unet.core.models.model_sources import DEFAULT_START
 
 # what the candidate choice rested on (see napari_unet.core.train.selection), kept in each row
-SELECTION_FIELDS = ("start_kept", "start_vouched", "start_contradicted", "network_start_agreement", "blend_weight")
+SELECTION_FIELDS = (
+    "start_kept",
+    "start_vouched",
+    "start_contradicted",
+    "start_unjudged_classes",
+    "network_start_agreement",
+    "blend_weight",
+)
 
 
 def train_and_score(image, strokes, truth, budget: str, seed: int, args, settings: dict) -> dict:

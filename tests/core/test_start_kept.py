@@ -13,6 +13,7 @@ from napari_unet.core.api import load_model, predict, prepare_model, train
 from napari_unet.core.models.config import TrainConfig
 from napari_unet.core.models.model import BLEND_WEIGHT, Model
 from napari_unet.core.models.model_card import model_card
+from napari_unet.core.train import selection as selection_module
 from napari_unet.core.train import training
 from napari_unet.core.train.messages import NewAnnotations, StopTraining
 from napari_unet.core.train.selection import (
@@ -160,15 +161,22 @@ def test_a_model_trained_on_the_strokes_and_given_a_new_class_is_not_taken_for_a
     assert "start" not in again.config.selection["held_out_accuracy"]
 
 
-def test_a_classifier_that_saw_a_handful_of_nucleus_voxels_does_not_judge_the_start():
-    """The brightfield crop with its nucleus strokes cut to one short line: fitted on fewer nucleus voxels than
-    MIN_JUDGING_VOXELS, the classifier's map of nuclei is no evidence, so the start that every stroke agrees with
-    is kept (until a stroke corrects it); with the whole strokes, it is contradicted (the test above)."""
+def test_a_classifier_that_saw_a_handful_of_nucleus_voxels_does_not_judge_the_start(monkeypatch, tmp_path):
+    """The brightfield crop with its nucleus strokes cut to one short line (4 voxels, nothing of it held out):
+    fitted on fewer nucleus voxels than MIN_JUDGING_VOXELS, the classifier's map of nuclei is no evidence, so the
+    start that every stroke agrees with is kept (until a stroke corrects it), and the record and the model card
+    say why. With the threshold at 4, the same strokes are judged and the start is contradicted."""
     image, _, strokes = _load("4217e25defac")
     few = np.where(strokes == 2, 0, strokes).astype(np.uint8)
-    few[236 : 236 + MIN_JUDGING_VOXELS - 1, 187] = 2  # one piece: nothing of it is held out
-    assert np.array_equal(
-        strokes[236 : 236 + MIN_JUDGING_VOXELS - 1, 187], few[236 : 236 + MIN_JUDGING_VOXELS - 1, 187]
-    )
-    selection = _train(image, few).config.selection
-    assert selection["start_contradicted"] == 0.0 and selection["start_kept"]
+    few[236:240, 187] = 2
+    assert np.array_equal(strokes[236:240, 187], few[236:240, 187]) and MIN_JUDGING_VOXELS > 4
+    model = _train(image, few)
+    selection = model.config.selection
+    assert selection["start_unjudged_classes"] == [2] and selection["start_contradicted"] == 0.0
+    assert selection["start_kept"]
+    model.save(tmp_path / "m")
+    assert "too few painted voxels of class(es) [2]" in (tmp_path / "m/MODEL_CARD.md").read_text()
+    monkeypatch.setattr(selection_module, "MIN_JUDGING_VOXELS", 4)
+    judged = _train(image, few).config.selection
+    assert judged["start_unjudged_classes"] == [] and judged["start_contradicted"] > START_CONTRADICTED_MAX
+    assert not judged["start_kept"]

@@ -73,12 +73,18 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
     sigmas = f"σ {settings.get('sigma_min')}–{settings.get('sigma_max')}"
     if selection.get("start_kept"):
         worst_class = selection["held_out_accuracy"].get("start")
+        unjudged = selection.get("start_unjudged_classes")
+        judge = (
+            f"the pixel classifier saw too few painted voxels of class(es) {unjudged} to check it there"
+            if unjudged
+            else "the pixel classifier contradicted little of it"
+        )
         return [
             "## Prediction",
             "",
             "Masks come from the **U-Net as it was before this training**, the pretrained start: it got every "
-            f"painted voxel right (share right of the class it did worst on: {worst_class}) and the pixel "
-            "classifier contradicted little of it, so the fine-tuning was not kept.",
+            f"painted voxel right (share right of the class it did worst on: {worst_class}) and {judge}, so the "
+            "fine-tuning was not kept.",
             "",
         ]
     vouched = []

@@ -125,6 +125,8 @@ class Selection:
         scored = PixelClassifier(features[training], labels[training], **options) if held.any() else classifier
         check(interrupted)
         forest_held = scored.probabilities_of(features[held], interrupted)
+        fitted = labels[training] if held.any() else labels[labels > 0]  # what the judging classifier saw
+        self._judge_counts = np.bincount(fitted, minlength=options["num_classes"] + 1)  # (see judge_start)
         self.split, self.classifier, self.forest_held, self.held_labels = split, classifier, forest_held, labels[held]
         self.windows = held_out_windows(split.voxels, self.normalized.shape[1:], model.dim)
         self.scores: dict[str, float | None] = {PIXEL_CLASSIFIER: held_out_score(self.forest_held, self.held_labels)}
@@ -136,6 +138,7 @@ class Selection:
         if self._start_labels is not None:
             self.scores[START] = self._start_agreement()
         self._start_contradicted = None  # until the new classifier judges the start
+        self.start_unjudged: list[int] = []  # object classes it saw too few voxels of to judge (MIN_JUDGING_VOXELS)
         self.chosen, self.start_vouched, self.blend_weight = PIXEL_CLASSIFIER, False, BLEND_WEIGHT
         self._forest_map: np.ndarray | None = None  # the classifier's map of the whole image, once worth it
         self._mapped_alone = 0  # voxels of the regions mapped on their own since the fit
@@ -222,10 +225,9 @@ class Selection:
         """Measure how much of the start's confident objects the current classifier calls background (see
         :data:`START_CONTRADICTED_MAX`; ``spatial`` confident labels of each, 0 = not confident), leaving out
         objects of a class it saw too few voxels of (:data:`MIN_JUDGING_VOXELS`), and choose again."""
-        training = self.split.training
-        classes = np.unique(start_labels[start_labels > 1])
-        unjudged = [k for k in classes if np.count_nonzero(training == k) < MIN_JUDGING_VOXELS]
-        judged = np.where(np.isin(start_labels, unjudged), 0, start_labels) if unjudged else start_labels
+        counts = self._judge_counts
+        self.start_unjudged = [k for k in range(2, len(counts)) if counts[k] < MIN_JUDGING_VOXELS]
+        judged = np.where(np.isin(start_labels, self.start_unjudged), 0, start_labels)
         self._start_contradicted = start_contradicted(classifier_labels, judged)
         self._choose()
 
@@ -340,6 +342,7 @@ class Selection:
             "start_kept": kept,
             "start_vouched": self.start_vouched,
             "start_contradicted": None if self._start_contradicted is None else round(self._start_contradicted, 4),
+            "start_unjudged_classes": self.start_unjudged,
             "held_out_accuracy": {k: None if v is None else round(v, 4) for k, v in scores.items()},
             "held_out_voxels": len(self.held_labels),
             "classifier_lead_voxels": self.classifier_lead,
