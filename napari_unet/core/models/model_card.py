@@ -69,7 +69,7 @@ def _prediction_lines(config: ModelConfig) -> list[str]:
     if not selection or config.pixel_classifier is None:
         return []
     scores = ", ".join(f"{k} {v}" for k, v in selection["held_out_accuracy"].items() if v is not None)
-    settings = config.pixel_classifier or {}
+    settings = config.pixel_classifier
     sigmas = f"σ {settings.get('sigma_min')}–{settings.get('sigma_max')}"
     if selection.get("start_kept"):
         worst_class = selection["held_out_accuracy"].get("start")
